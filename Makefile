@@ -1,0 +1,35 @@
+# Two commands: `make demo` (set up + run the notebook sequence) and `make test` (set up + tests).
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.hba-installed
+
+.PHONY: setup demo test lint sync bench clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check -e '.[dev]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(PY) -m hba_lib.demo
+
+test: $(STAMP)
+	$(PY) -m ruff check .
+	$(PY) -m pytest
+
+lint: $(STAMP)
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check hba_lib tests data_scripts benchmarks
+
+sync: $(STAMP)
+	$(PY) -m jupytext --sync notebooks/*.py
+
+bench: $(STAMP)
+	$(PY) benchmarks/bench_models.py
+	$(PY) benchmarks/bench_attack.py
+
+clean:
+	rm -rf runs .cache .pytest_cache .ruff_cache

@@ -1,0 +1,29 @@
+"""One switch for every notebook: ``get_dataset("synthetic" | "ucf101" | "hmdb51", split)``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from torch.utils.data import Dataset
+
+DATASETS = ("synthetic", "ucf101", "hmdb51")
+
+
+def get_dataset(name: str, split: str = "test", **kwargs: Any) -> Dataset:
+    """Return the named data set's ``split`` ("train" or "test") as a torch Dataset.
+
+    Every data set yields ``(video float [C, T, H, W] in [0, 1], label)`` and exposes
+    ``classes``, ``videos`` (uint8 ``[N, T, H, W, C]``) and ``labels``.
+    """
+    if split not in ("train", "test"):
+        raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+    if name == "synthetic":
+        from hba_lib.synthetic import SyntheticActions
+
+        return SyntheticActions(split=split, **kwargs)
+    if name in ("ucf101", "hmdb51"):
+        from hba_lib import real_datasets
+
+        cls = real_datasets.UCF101 if name == "ucf101" else real_datasets.HMDB51
+        return cls(split=split, **kwargs)
+    raise ValueError(f"unknown dataset {name!r}; choose one of {DATASETS}")
