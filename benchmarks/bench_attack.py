@@ -1,0 +1,193 @@
+"""Opt-attack query throughput against the bare model's best-batch forward throughput.
+
+Prints, for the default C3D on this machine:
+1. the bare model's forward throughput (clips/s) per batch size, and the best;
+2. the same Opt-attack (same videos, seed, budget) run three ways:
+   - one clip per query: sequential searches and an oracle that forwards one clip at a time;
+   - batched, one video at a time: the q probes' local searches in lockstep;
+   - batched, all videos in lockstep (``OptAttack.run_many``): one forward per step for all;
+   as queries/s and as a share of the best-batch throughput (goal: >= 70 %), and the batching
+   gain as a measured ratio. All three spend exactly the same queries on the same points.
+
+    .venv/bin/python benchmarks/bench_attack.py                 # CPU, a few minutes
+    .venv/bin/python benchmarks/bench_attack.py --device cuda --videos 8 --budget 20000
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+import torch
+
+from hba_lib.attacks import OptAttack, OptAttackConfig, attack_set
+from hba_lib.oracle import Oracle
+
+
+def load_model(name: str, device: str, untrained: bool, checkpoint: str | None = None):
+    """The default checkpoint of ``name``, or ``checkpoint``, or random weights."""
+    from hba_lib.models import build_model, load_default_model, load_model_checkpoint
+
+    if checkpoint:
+        print(f"NOTE: model from {checkpoint}, not the default checkpoint")
+        return load_model_checkpoint(checkpoint, device)
+    if untrained:
+        print(f"NOTE: --untrained: a randomly initialised {name}_small (timings only)")
+        return build_model(f"{name}_small", 12).to(device).eval()
+    return load_default_model(name, device=device)
+
+
+class CountingModel(torch.nn.Module):
+    """The model, counting forward calls and clips (to report the mean batch per forward)."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        super().__init__()
+        self.model, self.calls, self.clips = model, 0, 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.calls += 1
+        self.clips += x.shape[0]
+        return self.model(x)
+
+
+def sync(device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def bare_throughput(
+    model, shape, device: str, seconds: float, sizes, repeats: int = 3
+) -> dict[int, float]:
+    """Clips per second of ``model`` alone at each batch size (inference mode, inputs on
+    device): the median of ``repeats`` windows of ``seconds / repeats``, sizes interleaved."""
+    xs = {bs: torch.rand((bs, *shape), device=device) for bs in sizes}
+    rates: dict[int, list[float]] = {bs: [] for bs in sizes}
+    with torch.inference_mode():
+        for bs in sizes:
+            model(xs[bs])
+        for _ in range(repeats):
+            for bs in sizes:
+                sync(device)
+                n, t0 = 0, time.perf_counter()
+                while time.perf_counter() - t0 < seconds / repeats:
+                    model(xs[bs])
+                    n += bs
+                sync(device)
+                rates[bs].append(n / (time.perf_counter() - t0))
+    return {bs: sorted(r)[len(r) // 2] for bs, r in rates.items()}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--model", default="c3d", choices=["c3d", "lrcn"])
+    ap.add_argument("--videos", type=int, default=4)
+    ap.add_argument("--budget", type=int, default=1500, help="query budget per video")
+    ap.add_argument("--candidates", type=int, default=10)
+    ap.add_argument("--threads", type=int, default=1, help="torch CPU threads (at most 2 here)")
+    ap.add_argument("--seconds", type=float, default=3.0, help="timing per batch size")
+    ap.add_argument("--max-batch", type=int, default=512, help="largest batch size timed")
+    ap.add_argument(
+        "--chunk",
+        type=int,
+        default=0,
+        help="oracle's clips per forward (0: the best bare batch size)",
+    )
+    ap.add_argument("--skip-single", action="store_true", help="skip the one-clip-per-query run")
+    ap.add_argument("--untrained", action="store_true", help="random weights (no checkpoint)")
+    ap.add_argument("--checkpoint", help="a model checkpoint instead of the default")
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args(argv)
+    torch.set_num_threads(args.threads)
+
+    from hba_lib.synthetic import SyntheticActions
+
+    model = load_model(args.model, args.device, args.untrained, args.checkpoint)
+    data = SyntheticActions(split="test")
+    chosen = attack_set(data, model, args.videos, args.candidates, seed=args.seed)
+    shape = tuple(chosen.xs.shape[1:])
+    dev_name = torch.cuda.get_device_name() if args.device.startswith("cuda") else "CPU"
+    print(f"# Opt-attack throughput: {args.model} on {dev_name} ({args.device}), "
+          f"torch threads {torch.get_num_threads()}, video {shape}")  # fmt: skip
+    print(f"# {len(chosen.labels)} videos, budget {args.budget} queries each, "
+          f"{args.candidates} candidates, seed {args.seed}\n")  # fmt: skip
+
+    sizes = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512]
+    sizes = [s for s in sizes if s <= args.max_batch]
+    bare = bare_throughput(model, shape, args.device, args.seconds, sizes)
+    best_bs = max(bare, key=bare.get)
+    print("| batch | bare model clips/s |\n|---:|---:|")
+    for bs, v in bare.items():
+        print(f"| {bs} | {v:,.0f} |")
+    print(f"\nbest-batch throughput: {bare[best_bs]:,.0f} clips/s at batch {best_bs}\n")
+
+    chunk = args.chunk or best_bs
+    print(f"oracle chunk: {chunk} clips per forward\n")
+    counted = CountingModel(model)
+    cfg = OptAttackConfig(query_budget=args.budget, seed=args.seed)
+    base = Oracle(counted, max_batch=chunk)
+    runs: dict[str, tuple[float, int, list]] = {}
+
+    def timed(name, fn):
+        sync(args.device)
+        counted.calls = counted.clips = 0
+        t0 = time.perf_counter()
+        results = fn()
+        sync(args.device)
+        wall = time.perf_counter() - t0
+        q = sum(r.queries for r in results)
+        assert q == counted.clips, "every clip the model saw is a counted query"
+        runs[name] = (wall, q, results)
+        print(f"  {name:<36} {q:>7} queries in {wall:7.1f} s = {q / wall:8,.0f} q/s "
+              f"({q / counted.calls:.1f} clips per forward)")  # fmt: skip
+
+    def per_video(attack, max_batch):
+        out = []
+        for i in range(len(chosen.labels)):
+            oracle = Oracle(counted, budget=args.budget, max_batch=max_batch)
+            out.append(attack.run(oracle, chosen.xs[i], chosen.labels[i],
+                                  candidates=chosen.candidates[i]))  # fmt: skip
+        return out
+
+    print("attack runs (same videos, seed and budget):")
+    if not args.skip_single:
+        timed("one clip per query", lambda: per_video(OptAttack(cfg, lockstep=False), 1))
+    timed("batched probes, one video", lambda: per_video(OptAttack(cfg), chunk))
+    timed("batched probes, videos in lockstep", lambda: OptAttack(cfg).run_many(
+        base, chosen.xs, chosen.labels, candidates=chosen.candidates))  # fmt: skip
+
+    ref = next(iter(runs.values()))[2]
+    uncut = [i for i, r in enumerate(ref) if r.stop_reason != "budget_exhausted"]
+    same = all(
+        res[i].queries == ref[i].queries and torch.equal(res[i].x_adv, ref[i].x_adv)
+        for _, _, res in runs.values()
+        for i in uncut
+    )
+    print(
+        f"\nidentical queries and adversarial videos across the runs, for the {len(uncut)} "
+        f"videos the budget did not cut: {same}"
+    )
+    print(
+        "(where the budget cuts, a lockstep step that does not fit is refused whole, so the "
+        "runs stop at different points)"
+    )
+    after = bare_throughput(model, shape, args.device, args.seconds, [best_bs])[best_bs]
+    print(f"bare throughput at batch {best_bs} again after the runs: {after:,.0f} clips/s")
+    top = max(bare[best_bs], after)
+    print(f"\n| run | queries/s | share of best-batch bare throughput ({top:,.0f} clips/s) |")
+    print("|---|---:|---:|")
+    for name, (wall, q, _) in runs.items():
+        print(f"| {name} | {q / wall:,.0f} | {100 * q / wall / top:.0f} % |")
+    if "one clip per query" in runs:
+        w1, q1, _ = runs["one clip per query"]
+        for name, (wall, q, _) in runs.items():
+            if name != "one clip per query":
+                print(f"batching gain, {name}: {(q / wall) / (q1 / w1):.2f}x")
+    ok = sum(r.success for r in ref)
+    print(f"\nsuccesses {ok}/{len(ref)}; stop reasons {[r.stop_reason for r in ref]}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,199 @@
+"""Peers from ART (optional extra ``peers``): Sign-OPT (untargeted) and HopSkipJump.
+
+Both see the model only through a :class:`HardLabelEstimator`: an ART ``BlackBoxClassifier``
+whose scores are the one-hot of the oracle's top-1 label, so every clip ART evaluates is one
+counted query of the same :class:`~hba_lib.oracle.Oracle` our attacks use, under the same budget.
+Pitfalls handled here (``peers.md``):
+
+- ART has no query budget of its own that holds (Sign-OPT overshoots by about ``k``): the oracle
+  enforces it. When ART is cut off, the result is the closest adversarial video ART had queried
+  (tracked by the estimator), and ``stop_reason`` is ``budget_exhausted``.
+- Both may return the clean video when their start found nothing adversarial, saying so only
+  through the array: every result gets one final check query, and ``info`` notes the case.
+- Sign-OPT's local search gives up beyond a distance of 20 in input units: a 16x32x32 video's
+  distances fit, a 16x112x112 one's random-noise starts may not (its line search then never
+  moves); compare ``distance`` with 20, and ``info["closest_adversarial_seen"]`` with it.
+- HopSkipJump is given the same starting video as Opt-attack (its initialisation, counted on the
+  same oracle), so the optimiser is the only difference.
+
+This module imports ART on use; core code never does.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+import numpy as np
+import torch
+
+from hba_lib import metrics
+from hba_lib.attacks.common import AttackResult
+from hba_lib.attacks.opt_attack import OptAttack, OptAttackConfig
+from hba_lib.goals import make_goal
+from hba_lib.oracle import BudgetExhausted, Oracle
+
+
+def art_available() -> bool:
+    """Whether ART (PyPI ``adversarial-robustness-toolbox``) is installed."""
+    try:
+        import art  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+class _Stop(Exception):
+    """Raised inside ART when the oracle refuses a query (budget)."""
+
+
+class HardLabelEstimator:
+    """Builds an ART classifier that answers one-hot top-1 labels through ``oracle``.
+
+    It also remembers the closest (L2 to ``x``) video it saw answered adversarial for ``goal``,
+    the result kept when the budget cuts ART off. Every ART query is phase ``optimisation``
+    and keeps one query in reserve for the final check.
+    """
+
+    def __init__(self, oracle: Oracle, x: torch.Tensor, goal, nb_classes: int) -> None:
+        from art.estimators.classification import BlackBoxClassifier
+
+        self.oracle, self.goal, self.nb_classes = oracle, goal, nb_classes
+        self.x = x.detach().cpu().float()
+        self.best: torch.Tensor | None = None
+        self.best_distance = math.inf
+        self.exhausted = False
+        self.classifier = BlackBoxClassifier(
+            self._predict, tuple(x.shape), nb_classes, clip_values=(0.0, 1.0)
+        )
+
+    def _predict(self, batch: np.ndarray) -> np.ndarray:
+        videos = torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32)).clamp(0, 1)
+        try:
+            ans = self.oracle(videos, "optimisation", reserve=1)
+        except BudgetExhausted as exc:
+            self.exhausted = True
+            raise _Stop(str(exc)) from exc
+        adv = self.goal.is_adversarial(ans.labels)
+        if bool(adv.any()):
+            d = torch.linalg.vector_norm((videos[adv] - self.x).flatten(1), dim=1)
+            k = int(torch.argmin(d))
+            if float(d[k]) < self.best_distance:
+                self.best_distance, self.best = float(d[k]), videos[adv][k].clone()
+        return np.eye(self.nb_classes, dtype=np.float32)[ans.labels.numpy()]
+
+
+def _finish(
+    name: str, oracle: Oracle, x: torch.Tensor, goal, x_adv: torch.Tensor | None,
+    stop_reason: str, t0: float, info: dict[str, Any], start_queries: int = 0,
+    mask: torch.Tensor | None = None,
+) -> AttackResult:  # fmt: skip
+    """Final check on ``x_adv`` (counted) and the paper's metrics."""
+    label, success = None, False
+    if x_adv is None:
+        x_adv = x
+    x_adv = x_adv.detach().cpu().float().clamp(0, 1)
+    if torch.equal(x_adv, x):
+        info["returned_clean_video"] = True
+    else:
+        try:
+            ans = oracle(x_adv, "check")
+            label, success = int(ans.labels[0]), bool(goal.is_adversarial(ans.labels)[0])
+        except BudgetExhausted:
+            pass
+    counts = oracle.counts
+    return AttackResult(
+        x_adv=x_adv, success=success, label=label, stop_reason=stop_reason,
+        queries=oracle.used - start_queries, queries_by_phase=counts,
+        distance=metrics.l2_distance(x, x_adv), map=metrics.mean_absolute_perturbation(x, x_adv),
+        map_star=metrics.mean_absolute_perturbation(x, x_adv, mask),
+        sparsity=metrics.sparsity(None if mask is None else mask.expand_as(x)),
+        wall_time=time.perf_counter() - t0, goal=goal.describe(), info={"attack": name, **info},
+    )  # fmt: skip
+
+
+def sign_opt_untargeted(
+    oracle: Oracle,
+    x: torch.Tensor,
+    label: int,
+    nb_classes: int,
+    seed: int = 0,
+    **art_kwargs: Any,
+) -> AttackResult:
+    """ART ``SignOPTAttack(targeted=False)`` on one video through ``oracle`` (counted, budgeted).
+
+    ``art_kwargs`` go to ART (defaults: ART's, ``query_limit`` = the oracle's budget).
+    ART draws its random starts from numpy's global generator: seeded here with ``seed``.
+    """
+    from art.attacks.evasion import SignOPTAttack
+
+    t0 = time.perf_counter()
+    x = x.detach().cpu().float()
+    goal = make_goal(label)
+    start = oracle.used
+    ans = oracle(x, "check", reserve=1)
+    if int(ans.labels[0]) != label:
+        res = _finish("Sign-OPT", oracle, x, goal, None, "clean_misclassified", t0, {}, start)
+        res.attacked = False
+        return res
+    est = HardLabelEstimator(oracle, x, goal, nb_classes)
+    kw = {"query_limit": int(oracle.budget) if oracle.budget else 20000, **art_kwargs}
+    attack = SignOPTAttack(est.classifier, targeted=False, verbose=False, **kw)
+    np.random.seed(seed)  # noqa: NPY002 - ART draws from numpy's global generator
+    stop, x_adv = "art_finished", None
+    try:
+        out = attack.generate(x.numpy()[None], np.array([label]))
+        x_adv = torch.from_numpy(out[0])
+    except _Stop:
+        stop, x_adv = "budget_exhausted", est.best
+    info = {"closest_adversarial_seen": est.best_distance, "art_kwargs": kw}
+    if x_adv is not None and metrics.l2_distance(x, x_adv) > 20:
+        info["beyond_local_search_cap_20"] = True  # its line search could not have moved
+    return _finish("Sign-OPT", oracle, x, goal, x_adv, stop, t0, info, start)
+
+
+def hop_skip_jump(
+    oracle: Oracle,
+    x: torch.Tensor,
+    label: int,
+    nb_classes: int,
+    candidates: torch.Tensor,
+    opt_config: OptAttackConfig | None = None,
+    mask: torch.Tensor | None = None,
+    seed: int = 0,
+    **art_kwargs: Any,
+) -> AttackResult:
+    """ART ``HopSkipJump`` (untargeted, L2) from Opt-attack's starting video.
+
+    The start is Opt-attack's initialisation (``max_iter=0``: clean check, candidate queries,
+    fine-grained search, check), counted on ``oracle``; HopSkipJump then goes on from it on the
+    same oracle, optionally restricted by ``mask``. ``art_kwargs`` go to ART.
+    """
+    from art.attacks.evasion import HopSkipJump
+
+    t0 = time.perf_counter()
+    x = x.detach().cpu().float()
+    goal = make_goal(label)
+    start = oracle.used
+    cfg = opt_config or OptAttackConfig()
+    init = OptAttack(cfg, max_iter=0).run(oracle, x, label, candidates=candidates, mask=mask)
+    if not init.attacked or not init.success:
+        res = _finish("HopSkipJump", oracle, x, goal, None, init.stop_reason, t0, {}, start)
+        res.attacked = init.attacked
+        return res
+    est = HardLabelEstimator(oracle, x, goal, nb_classes)
+    kw = {"max_iter": 50, "max_eval": 1000, "init_eval": 100, "norm": 2, **art_kwargs}
+    attack = HopSkipJump(est.classifier, targeted=False, verbose=False, **kw)
+    np.random.seed(seed)  # noqa: NPY002 - ART draws from numpy's global generator
+    stop, x_adv = "art_finished", None
+    extra = {} if mask is None else {"mask": mask.expand_as(x).numpy()[None].astype(np.float32)}
+    try:
+        out = attack.generate(
+            x.numpy()[None], np.array([label]), x_adv_init=init.x_adv.numpy()[None], **extra
+        )
+        x_adv = torch.from_numpy(out[0])
+    except _Stop:
+        stop, x_adv = "budget_exhausted", est.best
+    info = {"start_distance": init.distance, "start_queries": init.queries, "art_kwargs": kw}
+    return _finish("HopSkipJump", oracle, x, goal, x_adv, stop, t0, info, start, mask)

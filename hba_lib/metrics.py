@@ -1,0 +1,154 @@
+"""The paper's metrics: FR, MQ, MAP, MAP*, sparsity S, plus query traces and a results table.
+
+Conventions (``algorithm.md``, "Metrics"):
+
+- FR: the share of attacked videos whose final ``x_adv`` the oracle's final check found
+  adversarial. Videos the model already misclassifies are not attacked and not counted.
+- MQ: the median of the total queries spent per attacked video, **failures included** at the
+  number of queries they spent (usually the whole budget), so a failure never lowers MQ.
+  ``median_queries(..., successes_only=True)`` gives the median over successes alone.
+- MAP: mean ``|x_adv - x|`` over all values of the video, on the 0-255 scale.
+- MAP*: the same mean over the masked (perturbed) region only (MAP* = MAP without a mask).
+- S: ``1 - (1/T) * sum_t phi_t``, ``phi_t`` the fraction of frame t's pixels inside the mask.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+
+def mean_absolute_perturbation(
+    x: torch.Tensor, x_adv: torch.Tensor, mask: torch.Tensor | None = None
+) -> float:
+    """MAP (or MAP* with ``mask``): mean ``|x_adv - x|`` on the 0-255 scale, videos in [0, 1]."""
+    diff = (torch.as_tensor(x_adv).float() - torch.as_tensor(x).float()).abs()
+    if mask is None:
+        return float(diff.mean()) * 255.0
+    m = torch.as_tensor(mask, dtype=torch.float32, device=diff.device).expand_as(diff)
+    total = float(m.sum())
+    if total == 0:
+        return 0.0
+    return float((diff * m).sum()) / total * 255.0
+
+
+def map_star(x: torch.Tensor, x_adv: torch.Tensor, mask: torch.Tensor | None) -> float:
+    """MAP* : mean absolute perturbation over the masked region only (0-255)."""
+    return mean_absolute_perturbation(x, x_adv, mask)
+
+
+def frame_fractions(mask: torch.Tensor, num_frames: int | None = None) -> torch.Tensor:
+    """phi_t per frame: the fraction of frame t's pixels inside a [C, T, H, W] or [T, H, W] mask."""
+    m = torch.as_tensor(mask, dtype=torch.float32)
+    if m.ndim == 4:  # [C, T, H, W]: a pixel is in the mask if any channel is
+        m = m.amax(dim=0)
+    if m.ndim != 3:
+        raise ValueError(f"expected a mask [C, T, H, W] or [T, H, W], got shape {tuple(m.shape)}")
+    phi = (m > 0).float().mean(dim=(1, 2))
+    if num_frames is not None and phi.shape[0] != num_frames:
+        phi = phi.expand(num_frames)  # a mask broadcast over time
+    return phi
+
+
+def sparsity(mask: torch.Tensor | None, num_frames: int | None = None) -> float:
+    """S = 1 - mean_t phi_t (0 without a mask: every pixel may be perturbed)."""
+    if mask is None:
+        return 0.0
+    return float(1.0 - frame_fractions(mask, num_frames).mean())
+
+
+def l2_distance(x: torch.Tensor, x_adv: torch.Tensor) -> float:
+    """L2 norm of the perturbation in [0, 1] units."""
+    return float(torch.linalg.vector_norm((torch.as_tensor(x_adv) - torch.as_tensor(x)).float()))
+
+
+# -- aggregates over attack results ---------------------------------------------------------------
+def _attacked(results: Iterable[Any]) -> list[Any]:
+    return [r for r in results if getattr(r, "attacked", True)]
+
+
+def fooling_rate(results: Iterable[Any]) -> float:
+    """FR: share of attacked videos whose final check was adversarial (NaN if none attacked)."""
+    rs = _attacked(results)
+    return float(np.mean([bool(r.success) for r in rs])) if rs else float("nan")
+
+
+def median_queries(results: Iterable[Any], successes_only: bool = False) -> float:
+    """MQ: median total queries over attacked videos, failures counted at what they spent."""
+    rs = [r for r in _attacked(results) if r.success or not successes_only]
+    return float(np.median([r.queries for r in rs])) if rs else float("nan")
+
+
+def mean_map(results: Iterable[Any], star: bool = False) -> float:
+    """Mean MAP (or MAP*) over the successful attacks (0-255); NaN if none succeeded."""
+    rs = [r for r in _attacked(results) if r.success]
+    vals = [r.map_star if star else r.map for r in rs]
+    return float(np.mean(vals)) if vals else float("nan")
+
+
+def results_table(
+    results_by_attack: Mapping[str, Sequence[Any]],
+    extra: Mapping[str, Mapping[str, Any]] | None = None,
+):
+    """A pandas table, one row per attack: videos, FR %, MQ, MQ (init / opt), MAP, MAP*, S %, time."""
+    import pandas as pd
+
+    rows = []
+    for name, results in results_by_attack.items():
+        rs = _attacked(results)
+        init = [r.queries_by_phase.get("init", 0) for r in rs]
+        opt = [r.queries_by_phase.get("optimisation", 0) for r in rs]
+        rows.append(
+            {
+                "attack": name,
+                "videos": len(rs),
+                "FR %": 100.0 * fooling_rate(rs),
+                "MQ": median_queries(rs),
+                "MQ init": float(np.median(init)) if rs else float("nan"),
+                "MQ opt": float(np.median(opt)) if rs else float("nan"),
+                "MAP": mean_map(rs),
+                "MAP*": mean_map(rs, star=True),
+                "S %": 100.0 * float(np.mean([r.sparsity for r in rs])) if rs else float("nan"),
+                "time s": float(np.sum([r.wall_time for r in rs])),
+                **(dict(extra[name]) if extra and name in extra else {}),
+            }
+        )
+    return pd.DataFrame(rows).set_index("attack")
+
+
+# -- query traces ----------------------------------------------------------------------------------
+def best_at(trace: Sequence[Any], budgets: Sequence[int], field: str = "distance") -> np.ndarray:
+    """For each budget b: the best ``field`` (``distance`` or ``map``) reached within b queries.
+
+    ``trace`` rows have ``.queries`` and the field; before the first row the value is ``inf``.
+    """
+    q = np.array([row.queries for row in trace], dtype=np.int64)
+    v = np.minimum.accumulate(np.array([getattr(row, field) for row in trace], dtype=np.float64))
+    out = np.full(len(budgets), np.inf)
+    for j, b in enumerate(budgets):
+        k = np.searchsorted(q, b, side="right")
+        if k > 0:
+            out[j] = v[k - 1]
+    return out
+
+
+def success_curve(
+    results: Iterable[Any], budgets: Sequence[int], max_map: float | None = None
+) -> np.ndarray:
+    """Share of attacked videos with an adversarial video (MAP <= ``max_map``) within each budget.
+
+    Only results whose final check succeeded count (the trace of a failed attack never counts).
+    """
+    rs = _attacked(results)
+    if not rs:
+        return np.full(len(budgets), np.nan)
+    hits = np.zeros(len(budgets))
+    for r in rs:
+        if not r.success or not r.trace:
+            continue
+        best = best_at(r.trace, budgets, field="map")
+        hits += np.isfinite(best) & (best <= (np.inf if max_map is None else max_map))
+    return hits / len(rs)

@@ -1,0 +1,76 @@
+"""Metrics on hand-computed cases: MAP, MAP*, S, FR, MQ (failures included), traces, table."""
+
+from __future__ import annotations
+
+import math
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+
+from hba_lib import metrics
+from hba_lib.attacks import TraceRow
+
+
+def test_map_and_map_star_on_the_0_255_scale() -> None:
+    x = torch.zeros(3, 2, 2, 2)
+    x_adv = x.clone()
+    x_adv[:, 0, 0, 0] = 10 / 255  # 3 of 24 values moved by 10
+    assert metrics.mean_absolute_perturbation(x, x_adv) == pytest.approx(10 * 3 / 24)
+    mask = torch.zeros(1, 2, 2, 2)
+    mask[:, 0, 0, :] = 1  # 2 pixels x 3 channels = 6 values, 3 of them moved by 10
+    assert metrics.map_star(x, x_adv, mask) == pytest.approx(5.0)
+    assert metrics.map_star(x, x_adv, None) == pytest.approx(1.25)
+    assert metrics.l2_distance(x, x_adv) == pytest.approx(math.sqrt(3) * 10 / 255)
+
+
+def test_sparsity_counts_dropped_frames_and_pixels() -> None:
+    mask = torch.zeros(3, 4, 2, 5)  # T = 4 frames of 10 pixels
+    mask[:, 0] = 1  # frame 0 whole: phi = 1
+    mask[:, 1, 0, :] = 1  # frame 1 half: phi = 0.5; frames 2, 3 dropped: phi = 0
+    assert metrics.frame_fractions(mask).tolist() == [1.0, 0.5, 0.0, 0.0]
+    assert metrics.sparsity(mask) == pytest.approx(1 - 1.5 / 4)
+    assert metrics.sparsity(None) == 0.0
+    with pytest.raises(ValueError, match="mask"):
+        metrics.frame_fractions(torch.ones(5, 5))
+
+
+def fake(success: bool, queries: int, map_: float = 1.0, attacked: bool = True, **kw):
+    return SimpleNamespace(
+        success=success, queries=queries, map=map_, map_star=2 * map_, attacked=attacked,
+        sparsity=0.25, wall_time=1.5, queries_by_phase={"init": 10, "optimisation": queries - 10},
+        trace=kw.get("trace", []),
+    )  # fmt: skip
+
+
+def test_fooling_rate_and_median_queries_count_failures() -> None:
+    rs = [fake(True, 100), fake(True, 300), fake(False, 1000), fake(True, 50, attacked=False)]
+    assert metrics.fooling_rate(rs) == pytest.approx(2 / 3)  # the unattacked one is left out
+    assert metrics.median_queries(rs) == 300  # median of 100, 300, 1000 (failure included)
+    assert metrics.median_queries(rs, successes_only=True) == 200
+    assert metrics.mean_map([fake(True, 1, 2.0), fake(False, 1, 9.0)]) == 2.0
+    assert math.isnan(metrics.fooling_rate([]))
+
+
+def test_best_at_and_success_curve() -> None:
+    trace = [TraceRow(10, 5.0, 40.0), TraceRow(20, 3.0, 20.0), TraceRow(35, 4.0, 30.0)]
+    got = metrics.best_at(trace, [5, 10, 25, 100])
+    assert got[0] == np.inf and got[1:].tolist() == [5.0, 3.0, 3.0]
+    ok = fake(True, 35, trace=trace)
+    bad = fake(False, 35, trace=trace)  # a failed attack never counts, whatever its trace
+    curve = metrics.success_curve([ok, bad], [5, 10, 25], max_map=25.0)
+    assert curve.tolist() == [0.0, 0.0, 0.5]
+    assert metrics.success_curve([ok, bad], [5, 10]).tolist() == [0.0, 0.5]
+
+
+def test_results_table_one_row_per_attack() -> None:
+    table = metrics.results_table(
+        {"A": [fake(True, 100), fake(False, 200)], "B": [fake(True, 40)]},
+        extra={"B": {"note": "x"}},
+    )
+    assert list(table.index) == ["A", "B"]
+    assert table.loc["A", "FR %"] == 50.0 and table.loc["A", "MQ"] == 150.0
+    assert table.loc["A", "MQ init"] == 10.0 and table.loc["B", "MQ opt"] == 30.0
+    assert table.loc["A", "MAP"] == 1.0 and table.loc["A", "MAP*"] == 2.0
+    assert table.loc["B", "note"] == "x" and table.loc["A", "time s"] == 3.0
