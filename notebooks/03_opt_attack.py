@@ -47,6 +47,9 @@
 
 # %% tags=["parameters"]
 model_name = "c3d"  # the committed default checkpoint ("c3d" or "lrcn")
+checkpoint = ""  # a trained model instead (e.g. runs/c3d_ucf101_112px_seed0/last.pt from notebook 02)
+dataset = "synthetic"  # "synthetic" | "ucf101" | "hmdb51" (its test split is attacked)
+size = 32  # synthetic frame size (the default checkpoints were trained at 32)
 n_videos = 4  # correctly classified test videos to attack
 num_candidates = 10  # videos of other classes tried as initial directions
 query_budget = 2500  # per video (None: run to the stopping rule)
@@ -67,14 +70,17 @@ import torch
 from hba_lib import metrics, viz
 from hba_lib.attacks import OptAttack, OptAttackConfig, attack_set, run_search
 from hba_lib.attacks.opt_attack import untargeted_initial_search
+from hba_lib.datasets import get_dataset
 from hba_lib.goals import Untargeted
-from hba_lib.models import load_default_model
+from hba_lib.models import load_default_model, load_model_checkpoint
 from hba_lib.oracle import Oracle
-from hba_lib.synthetic import SyntheticActions
 
 torch.set_num_threads(threads)
-model = load_default_model(model_name, device=device)
-data = SyntheticActions(split="test")
+if checkpoint:
+    model = load_model_checkpoint(checkpoint, device=device)
+else:
+    model = load_default_model(model_name, device=device)
+data = get_dataset(dataset, "test", **({"size": size} if dataset == "synthetic" else {}))
 chosen = attack_set(data, model, n_videos, num_candidates, targeted=targeted, seed=seed)
 print(data)
 print("attacking test videos", chosen.indices, "classes", [data.classes[y] for y in chosen.labels])
