@@ -96,6 +96,18 @@ class OptAttackConfig:
 
 
 # -- the searches for g(theta) ---------------------------------------------------------------------
+def bisect(lo: float, hi: float, tol: float) -> Search:
+    """Halve ``[lo, hi]`` (``lo`` not adversarial, ``hi`` adversarial) until narrower than ``tol``;
+    return the adversarial end."""
+    while hi - lo > tol:
+        mid = (lo + hi) / 2.0
+        if (yield mid):
+            hi = mid
+        else:
+            lo = mid
+    return hi
+
+
 def untargeted_initial_search(
     lam0: float, best: float, tol: float, known_adversarial: bool = False
 ) -> Search:
@@ -115,13 +127,7 @@ def untargeted_initial_search(
         if not known_adversarial and not (yield hi):
             return math.inf
     lo = 0.0
-    while hi - lo > tol:
-        mid = (lo + hi) / 2.0
-        if (yield mid):
-            hi = mid
-        else:
-            lo = mid
-    return hi
+    return (yield from bisect(lo, hi, tol))
 
 
 def targeted_initial_search(
@@ -146,13 +152,7 @@ def targeted_initial_search(
             hi = v
             break
         lo = v
-    while hi - lo > tol:
-        mid = (lo + hi) / 2.0
-        if (yield mid):
-            hi = mid
-        else:
-            lo = mid
-    return hi
+    return (yield from bisect(lo, hi, tol))
 
 
 def local_search(
@@ -179,13 +179,7 @@ def local_search(
             if (yield hi):
                 break
             lo, hi = hi, hi * grow
-    while hi - lo > tol:
-        mid = (lo + hi) / 2.0
-        if (yield mid):
-            hi = mid
-        else:
-            lo = mid
-    return hi
+    return (yield from bisect(lo, hi, tol))
 
 
 # -- helpers ---------------------------------------------------------------------------------------
