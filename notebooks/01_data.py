@@ -85,7 +85,8 @@ viz.savefig(fig, "01_synthetic_classes")
 plt.show()
 
 # %% [markdown]
-# The same clips as an animation (one GIF, all classes tiled; open `figures/01_synthetic_classes.gif`).
+# The same clips as animations: one GIF with all classes tiled
+# (`figures/01_synthetic_classes.gif`) and one small GIF per class (`figures/01_class_<name>.gif`).
 
 # %%
 tiles = np.stack([test.videos[i] for i in first])  # [K, T, H, W, C]
@@ -95,6 +96,9 @@ grid = np.concatenate(
 )  # [T, 3H, 4W, C]
 gif = viz.save_gif(grid, "01_synthetic_classes", fps=6, scale=max(1, 96 // size))
 print("wrote", gif.relative_to(paths.REPO_ROOT))
+for k, i in enumerate(first):
+    viz.save_gif(test.videos[i], f"01_class_{test.classes[k]}", fps=6, scale=max(1, 64 // size))
+print("and one GIF per class:", ", ".join(f"01_class_{c}.gif" for c in test.classes))
 
 # %% [markdown]
 # ### What moves: the object's track in each class
