@@ -158,26 +158,27 @@ def _opencv_maps(x: torch.Tensor, method: str) -> torch.Tensor:
 def spectral_residual(frames: torch.Tensor) -> torch.Tensor:
     """Spectral-residual saliency of float ``[N, C, H, W]`` frames in [0, 1] -> ``[N, H, W]``."""
     n, c, h, w = frames.shape
-    u8 = (frames.float().clamp(0, 1) * 255.0).round().to(torch.int32)
+    # uint8 values held in float32: every integer below stays under 2**24, so it is exact.
+    u8 = (frames.float().clamp(0, 1) * 255.0).round()  # as hba_lib.video.to_uint8_frames
     gray = _luma_u8(u8) if c == 3 else u8[:, 0]
     small = _resize_linear_exact_u8(gray, SR_SIZE, SR_SIZE).double()
 
     spec = torch.fft.fft2(small)
-    amp = spec.abs()
     phase = _opencv_phase(spec.real, spec.imag)
-    log_amp = torch.log(amp + 1.0)
+    log_amp = torch.log(spec.abs() + 1.0)
     residual = log_amp - _box3(log_amp)
-    new_amp = torch.exp(residual)
-    back = torch.fft.ifft2(torch.polar(new_amp, phase))
+    back = torch.fft.ifft2(torch.polar(torch.exp(residual), phase))
     sal = _gaussian(back.abs(), _GAUSS_KSIZE, _GAUSS_SIGMA) ** 2
     sal = sal / sal.amax(dim=(-2, -1), keepdim=True)
     return _resize_bilinear_f32(sal.float(), h, w)
 
 
 def _luma_u8(rgb: torch.Tensor) -> torch.Tensor:
-    """OpenCV's rounded fixed-point luma of int ``[N, 3, H, W]`` RGB values 0..255."""
+    """OpenCV's rounded fixed-point luma of ``[N, 3, H, W]`` RGB integer values 0..255."""
     wr, wg, wb = _GRAY_RGB
     acc = rgb[:, 0] * wr + rgb[:, 1] * wg + rgb[:, 2] * wb + (1 << (_GRAY_SHIFT - 1))
+    if acc.is_floating_point():  # exact: acc < 2**24
+        return torch.floor(acc / (1 << _GRAY_SHIFT))
     return acc >> _GRAY_SHIFT
 
 
@@ -194,17 +195,22 @@ def _linear_exact_taps(src: int, dst: int) -> tuple[np.ndarray, np.ndarray, np.n
 
 
 def _resize_linear_exact_u8(img: torch.Tensor, out_h: int, out_w: int) -> torch.Tensor:
-    """Bit-exact bilinear resize of integer ``[N, H, W]`` values 0..255 (rounded once)."""
+    """Bit-exact bilinear resize of ``[N, H, W]`` integer values 0..255 (rounded once).
+
+    Float32 input stays exact: the largest sum, 255 * 2**16 + 2**15, is below 2**24.
+    """
     h, w = img.shape[-2:]
     if (h, w) == (out_h, out_w):
         return img
-    dev = img.device
+    dev, dt = img.device, img.dtype
     x0, x1, wx = (torch.as_tensor(a, device=dev) for a in _linear_exact_taps(w, out_w))
     y0, y1, wy = (torch.as_tensor(a, device=dev) for a in _linear_exact_taps(h, out_h))
-    img = img.long()
-    rows = img[..., x0] * (256 - wx) + img[..., x1] * wx  # 8 fractional bits
-    acc = rows[..., y0, :] * (256 - wy)[:, None] + rows[..., y1, :] * wy[:, None]  # 16 bits
-    return (acc + (1 << 15)) >> 16
+    wx, wy = wx.to(dt), wy.to(dt)
+    rows = img[..., y0, :] * (256 - wy)[:, None] + img[..., y1, :] * wy[:, None]  # 8 frac bits
+    acc = rows[..., x0] * (256 - wx) + rows[..., x1] * wx + (1 << 15)  # 16 frac bits
+    if acc.is_floating_point():
+        return torch.floor(acc / (1 << 16))
+    return acc >> 16
 
 
 def _opencv_phase(re: torch.Tensor, im: torch.Tensor) -> torch.Tensor:
@@ -229,33 +235,29 @@ def _opencv_phase(re: torch.Tensor, im: torch.Tensor) -> torch.Tensor:
     return (a * float(np.float32(math.pi / 180.0))).double()
 
 
-def _pad_reflect101(img: torch.Tensor, r: int) -> torch.Tensor:
-    """Pad ``[N, H, W]`` by ``r`` on each side, OpenCV's BORDER_REFLECT_101 (torch 'reflect')."""
-    return F.pad(img.unsqueeze(1), (r, r, r, r), mode="reflect")
+def _filter_sep(img: torch.Tensor, taps: torch.Tensor) -> torch.Tensor:
+    """Separable correlation of ``[N, H, W]`` with 1-D ``taps`` on both axes, reflect-101."""
+    r, (h, w) = len(taps) // 2, img.shape[-2:]
+    padded = F.pad(img.unsqueeze(1), (r, r, r, r), mode="reflect").squeeze(1)
+    rows = sum(taps[i] * padded[:, i : i + h, :] for i in range(len(taps)))
+    return sum(taps[i] * rows[:, :, i : i + w] for i in range(len(taps)))
 
 
 def _box3(img: torch.Tensor) -> torch.Tensor:
-    """3 x 3 normalised box filter of ``[N, H, W]`` with reflect-101 borders."""
-    return F.avg_pool2d(_pad_reflect101(img, 1), 3, stride=1).squeeze(1)
+    """3 x 3 normalised box filter of ``[N, H, W]`` (OpenCV's ``blur``), reflect-101 borders."""
+    return _filter_sep(img, torch.full((3,), 1.0 / 3.0, dtype=torch.float64))
 
 
 def _gaussian(img: torch.Tensor, ksize: int, sigma: float) -> torch.Tensor:
-    """Separable Gaussian blur of ``[N, H, W]`` (OpenCV's kernel formula), reflect-101 borders."""
-    r = ksize // 2
-    t = torch.arange(ksize, dtype=img.dtype, device=img.device) - r
+    """Gaussian blur of ``[N, H, W]`` (OpenCV's kernel for sigma > 0), reflect-101 borders."""
+    t = torch.arange(ksize, dtype=torch.float64) - ksize // 2
     k = torch.exp(-(t * t) / (2.0 * sigma * sigma))
-    k = k / k.sum()
-    padded = _pad_reflect101(img, r)
-    out = F.conv2d(padded, k.view(1, 1, 1, ksize))
-    out = F.conv2d(out, k.view(1, 1, ksize, 1))
-    return out.squeeze(1)
+    return _filter_sep(img, k / k.sum())
 
 
 def _resize_bilinear_f32(img: torch.Tensor, out_h: int, out_w: int) -> torch.Tensor:
     """Float bilinear resize of ``[N, H, W]`` with half-pixel centres (OpenCV's INTER_LINEAR)."""
     if tuple(img.shape[-2:]) == (out_h, out_w):
         return img
-    out = F.interpolate(
-        img.unsqueeze(1), size=(out_h, out_w), mode="bilinear", align_corners=False
-    )
+    out = F.interpolate(img.unsqueeze(1), size=(out_h, out_w), mode="bilinear", align_corners=False)
     return out.squeeze(1)
