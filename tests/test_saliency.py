@@ -106,6 +106,14 @@ def test_grey_video_matches_opencv():
     assert torch.allclose(saliency_maps(x), saliency_maps(x, backend="opencv"), atol=1e-5)
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+def test_torch_backend_runs_on_the_tensors_device(synthetic_32):
+    x = synthetic_32[:2]
+    m = saliency_mask(x.cuda(), 0.6)
+    assert m.device.type == "cuda"
+    assert mask_overlap(saliency_mask(x, 0.6), m.cpu()) >= 0.999
+
+
 def test_phi_one_is_all_ones_without_saliency(monkeypatch):
     def boom(*args, **kwargs):
         raise AssertionError("saliency computed for phi = 1")

@@ -235,7 +235,7 @@ def _opencv_phase(re: torch.Tensor, im: torch.Tensor) -> torch.Tensor:
     return (a * float(np.float32(math.pi / 180.0))).double()
 
 
-def _filter_sep(img: torch.Tensor, taps: torch.Tensor) -> torch.Tensor:
+def _filter_sep(img: torch.Tensor, taps: list[float]) -> torch.Tensor:
     """Separable correlation of ``[N, H, W]`` with 1-D ``taps`` on both axes, reflect-101."""
     r, (h, w) = len(taps) // 2, img.shape[-2:]
     padded = F.pad(img.unsqueeze(1), (r, r, r, r), mode="reflect").squeeze(1)
@@ -245,14 +245,14 @@ def _filter_sep(img: torch.Tensor, taps: torch.Tensor) -> torch.Tensor:
 
 def _box3(img: torch.Tensor) -> torch.Tensor:
     """3 x 3 normalised box filter of ``[N, H, W]`` (OpenCV's ``blur``), reflect-101 borders."""
-    return _filter_sep(img, torch.full((3,), 1.0 / 3.0, dtype=torch.float64))
+    return _filter_sep(img, [1.0 / 3.0] * 3)
 
 
 def _gaussian(img: torch.Tensor, ksize: int, sigma: float) -> torch.Tensor:
     """Gaussian blur of ``[N, H, W]`` (OpenCV's kernel for sigma > 0), reflect-101 borders."""
     t = torch.arange(ksize, dtype=torch.float64) - ksize // 2
     k = torch.exp(-(t * t) / (2.0 * sigma * sigma))
-    return _filter_sep(img, k / k.sum())
+    return _filter_sep(img, (k / k.sum()).tolist())
 
 
 def _resize_bilinear_f32(img: torch.Tensor, out_h: int, out_w: int) -> torch.Tensor:
