@@ -57,6 +57,7 @@ class AttackResult:
     attacked: bool = True
     goal: str = ""
     info: dict[str, Any] = field(default_factory=dict)
+    mask: torch.Tensor | None = None  # bool, where the attack may perturb (None: everywhere)
 
     def summary(self) -> str:
         """One line: success, queries, distance, MAP."""

@@ -444,6 +444,7 @@ class OptAttack:
             attacked=attacked,
             goal=goal.describe(),
             info={"config": asdict(self.config), "optimizer": self.name, **st.info},
+            mask=None if st.mask is None else (st.mask > 0).cpu(),
         )
 
     # -- convenience ------------------------------------------------------------------------------

@@ -135,6 +135,20 @@ def boundary_search(
     return (yield from search_process(x, theta, search, goal, "init"))
 
 
+def accept_deletion(rule: str, omega: float, cur_map: float, new_map: float) -> bool:
+    """Whether a tentative frame deletion stays (``new_map`` is ``inf`` when it broke the attack).
+
+    ``paper``: ``new_map <= omega`` (fewer frames under the bound), else ``new_map < cur_map``.
+    ``adversarial_once_under_omega`` (the authors' code, MAP* values): as ``paper``, and any
+    still-adversarial deletion once ``cur_map < omega``.
+    """
+    if not math.isfinite(new_map):
+        return False
+    if rule == "adversarial_once_under_omega" and cur_map < omega:
+        return True
+    return new_map <= omega or new_map < cur_map
+
+
 def _perturbation_map(x: torch.Tensor, theta: torch.Tensor, g: float, mask, star: bool) -> float:
     if not math.isfinite(g):
         return math.inf
@@ -195,12 +209,7 @@ def select_key_frames(
         g_new = yield from boundary_search(x, theta_new, lam0, goal, tol, cap, False, grow,
                                            grid_points)  # fmt: skip
         new_map = _perturbation_map(x, theta_new, g_new, m_new, star)
-        if acceptance == "paper":
-            accept = math.isfinite(g_new) and (new_map <= omega or new_map < cur_map)
-        else:  # the authors' code: any adversarial deletion once under omega
-            accept = math.isfinite(g_new) and (
-                cur_map < omega or new_map < omega or new_map < cur_map
-            )
+        accept = accept_deletion(acceptance, omega, cur_map, new_map)
         if accept:
             m, p, theta, g, cur_map = m_new, p_new, theta_new, g_new, new_map
             frames_left -= 1

@@ -1,0 +1,268 @@
+"""Algorithm 1 (key frames), Algorithm 2 (presets), Sign-OPT: masks, counts, sparsity, equality."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from hba_lib import metrics
+from hba_lib.attacks import (
+    HeuristicAttack,
+    OptAttack,
+    OptAttackConfig,
+    SignOPT,
+    drive,
+    make_attack,
+    make_optimizer,
+)
+from hba_lib.goals import Targeted, Untargeted
+from hba_lib.heuristics.key_frames import (
+    accept_deletion,
+    frame_importance,
+    frame_support,
+    select_key_frames,
+)
+from hba_lib.oracle import Oracle
+
+torch.set_num_threads(1)
+SHAPE = (3, 6, 8, 8)  # [C, T, H, W]
+OPTIMIZERS = ["opt", "opt-authors", "opt-relative", "sign-opt"]
+
+
+class FramesModel(nn.Module):
+    """Class 1 iff the mean of ``frames`` exceeds ``b`` (other frames never matter); the
+    probability grows with the margin, so frame importance has something to sort."""
+
+    def __init__(self, frames: list[int], b: float, target_class: int = 1, k: int = 3) -> None:
+        super().__init__()
+        self.frames, self.b, self.target_class, self.k = frames, b, target_class, k
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        s = x.double()[:, :, self.frames].mean(dim=(1, 2, 3, 4)) - self.b
+        logits = torch.zeros(x.shape[0], self.k, dtype=torch.float64)
+        logits[:, 0] = -s * 200
+        logits[:, self.target_class] = s * 200
+        return logits.float()
+
+
+class Toy3(nn.Module):
+    """Three classes with a curved boundary; per-video arithmetic."""
+
+    def __init__(self, seed: int = 0) -> None:
+        super().__init__()
+        g = torch.Generator().manual_seed(seed)
+        d = math.prod(SHAPE)
+        self.register_buffer("a", torch.randn(3, d, generator=g, dtype=torch.float64))
+        self.register_buffer("c", torch.randn(3, d, generator=g, dtype=torch.float64))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        v = x.double().flatten(1).unsqueeze(1) - 0.5
+        return (torch.tanh(3 * v * self.a) * self.c).sum(-1).float()
+
+
+def frames_setup(frames=(1, 3)):
+    """x below the boundary; a candidate far over it on the key frames, noisy elsewhere."""
+    g = torch.Generator().manual_seed(0)
+    x = 0.4 + 0.05 * torch.rand(SHAPE, generator=g)
+    b = float(x[:, list(frames)].mean()) + 0.05
+    cand = x + 0.1 * torch.rand(SHAPE, generator=g)  # noise on every frame ...
+    cand[:, list(frames)] = x[:, list(frames)] + 0.09  # ... and the key frames over b
+    return FramesModel(list(frames), b), x, cand.clamp(0, 1).unsqueeze(0)
+
+
+def toy_setup(seed: int = 1):
+    g = torch.Generator().manual_seed(seed)
+    model = Toy3(seed)
+    pool = torch.rand((40, *SHAPE), generator=g)
+    with torch.no_grad():
+        labels = model(pool).argmax(1)
+    return model, pool[0], int(labels[0]), pool[1:], labels[1:]
+
+
+def measured_sparsity(mask: torch.Tensor) -> float:
+    """1 - mean over frames of the share of each frame's pixels in the mask, counted by hand."""
+    m = mask.expand(SHAPE)[0].float()  # one channel: [T, H, W]
+    per_frame = [float(m[t].sum()) / (SHAPE[2] * SHAPE[3]) for t in range(SHAPE[1])]
+    return 1.0 - sum(per_frame) / SHAPE[1]
+
+
+# -- Algorithm 1 ---------------------------------------------------------------------------------
+def test_frame_importance_costs_exactly_t_queries_in_one_call() -> None:
+    model, x, cand = frames_setup()
+    oracle = Oracle(model)
+    probs, order = drive(frame_importance(x, cand[0] - x, Untargeted(0)), oracle)
+    assert oracle.used == SHAPE[1] and oracle.calls == 1 and oracle.counts["init"] == SHAPE[1]
+    # removing a key frame breaks the attack: never a deletion candidate
+    assert probs[1] == probs[3] == -math.inf and set(order) == {0, 2, 4, 5}
+    assert [probs[t] for t in order] == sorted((probs[t] for t in order), reverse=True)
+
+
+@pytest.mark.parametrize("omega", [0.0, 3.0, 1e9])
+def test_algorithm1_keeps_exactly_the_frames_the_model_uses(omega) -> None:
+    model, x, cand = frames_setup()
+    oracle = Oracle(model)
+    found = drive(select_key_frames(x, cand[0], Untargeted(0), omega=omega), oracle)
+    assert found.key_frames == [1, 3]
+    assert found.map < found.initial_map  # omega = 0 too: every deletion lowered MAP
+    assert [t.frame for t in found.trials] == found.order
+    assert all(t.accepted for t in found.trials) and found.trials[-1].frames_left == 2
+    assert oracle.used == oracle.counts["init"]  # every query counted as initialisation
+    # the direction is adversarial at g and perturbs only the key frames
+    x_adv = (x + found.g * found.theta).clamp(0, 1)
+    assert int(model(x_adv[None]).argmax()) == 1
+    assert torch.equal(x_adv[:, [0, 2, 4, 5]], x[:, [0, 2, 4, 5]])
+
+
+def test_algorithm1_targeted() -> None:
+    model, x, cand = frames_setup(frames=(2, 5))
+    model.target_class = 2
+    found = drive(select_key_frames(x, cand[0], Targeted(0, 2), omega=30.0), Oracle(model))
+    assert found.key_frames == [2, 5] and math.isfinite(found.g)
+
+
+def test_omega_bound_accepts_a_deletion_that_raises_map() -> None:
+    assert accept_deletion("paper", omega=3.0, cur_map=1.0, new_map=2.5)  # under the bound
+    assert not accept_deletion("paper", omega=3.0, cur_map=1.0, new_map=3.5)
+    assert accept_deletion("paper", omega=0.0, cur_map=4.0, new_map=3.9)  # lower MAP
+    assert not accept_deletion("paper", omega=0.0, cur_map=4.0, new_map=4.0)
+    assert not accept_deletion("paper", omega=1e9, cur_map=4.0, new_map=math.inf)  # broke it
+    # the authors' looser rule: once under omega, any adversarial deletion
+    assert accept_deletion("adversarial_once_under_omega", 3.0, cur_map=2.0, new_map=7.0)
+    assert not accept_deletion("adversarial_once_under_omega", 3.0, cur_map=4.0, new_map=7.0)
+
+
+# -- Algorithm 2 and the optimizers on masks -----------------------------------------------------
+@pytest.mark.parametrize("optimizer", OPTIMIZERS)
+def test_perturbation_never_leaves_the_mask(optimizer) -> None:
+    model, x, label, pool, labels = toy_setup()
+    cands = pool[labels != label][:4]
+    attack = make_attack("temporal+spatial", optimizer=optimizer, omega=1e9, phi=0.5,
+                         max_iter=3, q=10, seed=0)  # fmt: skip
+    oracle = Oracle(model)
+    res = attack.run(oracle, x, label, candidates=cands)
+    assert res.success and res.label != label
+    assert res.mask is not None and res.mask.shape == (1, *SHAPE[1:])
+    outside = ~res.mask.expand(SHAPE)
+    assert torch.equal(res.x_adv[outside], x[outside]) and (res.x_adv != x)[~outside].any()
+    spatial = attack.spatial_mask(x).bool()
+    assert not (res.mask & ~spatial).any()  # key frames only narrow the salient regions
+    kept = frame_support(res.mask)
+    assert len(kept) < SHAPE[1], "a huge omega drops frames"
+    assert res.sparsity == pytest.approx(measured_sparsity(res.mask))
+    assert res.sparsity == pytest.approx(metrics.sparsity(res.mask))
+    assert res.map_star == pytest.approx(metrics.mean_absolute_perturbation(x, res.x_adv, res.mask))
+    assert res.queries == oracle.used and res.queries_by_phase == oracle.counts
+    info = res.info["key_frames"]
+    assert info["key_frames"] == kept and info["chosen"] in info["candidates"]
+
+
+def test_spatial_mask_alone_has_sparsity_one_minus_phi() -> None:
+    model, x, label, pool, labels = toy_setup()
+    attack = make_attack("temporal+spatial", omega=None, phi=0.25, max_iter=2, seed=0)
+    res = attack.run(Oracle(model), x, label, candidates=pool[labels != label][:3])
+    assert res.sparsity == pytest.approx(0.75) == pytest.approx(measured_sparsity(res.mask))
+    assert "key_frames" not in res.info
+
+
+@pytest.mark.parametrize("optimizer", ["opt", "sign-opt"])
+def test_no_heuristics_reproduces_the_plain_optimizer_exactly(optimizer) -> None:
+    model, x, label, pool, labels = toy_setup()
+    cands = pool[labels != label][:5]
+    kw = {"max_iter": 5, "seed": 3, "q": 12}
+    plain = make_optimizer(optimizer, **kw)
+    heur = HeuristicAttack(optimizer, omega=None, phi=1.0, **kw)
+    preset = make_attack("opt", optimizer=optimizer, **kw)
+    runs, oracles = [], []
+    for attack in (plain, heur, preset):
+        oracles.append(Oracle(model))
+        runs.append(attack.run(oracles[-1], x, label, candidates=cands))
+    for other, oracle in zip(runs[1:], oracles[1:]):
+        assert torch.equal(other.x_adv, runs[0].x_adv) and other.trace == runs[0].trace
+        assert other.queries_by_phase == runs[0].queries_by_phase
+        assert oracle.calls == oracles[0].calls
+        assert other.sparsity == 0.0 and other.mask is None
+
+
+def test_presets_follow_the_paper() -> None:
+    a = make_attack("temporal+spatial")
+    assert (a.heuristics.omega, a.heuristics.phi) == (3.0, 0.6)
+    a = make_attack("temporal+spatial", targeted=True)
+    assert (a.heuristics.omega, a.heuristics.phi) == (30.0, 0.8)
+    a = make_attack("temporal")
+    assert (a.heuristics.omega, a.heuristics.phi) == (3.0, 1.0)
+    assert make_attack("opt").heuristics.omega is None
+    authors = make_optimizer("opt-authors").config
+    assert (authors.q, authors.beta, authors.grad_scale, authors.eta_reset) == (15, 0.01, 15, 1)
+    assert make_optimizer("opt").config == OptAttackConfig()
+    with pytest.raises(ValueError, match="phi"):
+        make_attack("temporal+spatial", phi=0.0)
+    with pytest.raises(ValueError, match="configuration"):
+        make_attack("spatial-only")
+    with pytest.raises(ValueError, match="optimizer"):
+        make_optimizer("adam")
+
+
+def test_key_frame_queries_are_initialisation_and_the_budget_holds() -> None:
+    model, x, label, pool, labels = toy_setup()
+    cands = pool[labels != label][:3]
+    for budget in (5, 40, 300):
+        oracle = Oracle(model)
+        attack = make_attack("temporal", omega=1e9, query_budget=budget, max_iter=50, seed=0)
+        res = attack.run(oracle, x, label, candidates=cands)
+        assert res.queries == oracle.used <= budget
+        assert res.queries_by_phase == oracle.counts
+    oracle = Oracle(model)
+    res = make_attack("temporal", omega=1e9, max_iter=0).run(oracle, x, label, candidates=cands)
+    n_adv = len(res.info["key_frames"]["candidates"])
+    with torch.no_grad():
+        assert n_adv == int((model(cands).argmax(1) != label).sum()) >= 1
+    # clean check + candidates + T importance queries per adversarial candidate + searches
+    searched = sum(1 + len(s["trials"]) for s in res.info["key_frames"]["searches"])
+    assert res.queries_by_phase["init"] >= len(cands) + n_adv * SHAPE[1] + searched
+    assert res.queries_by_phase["optimisation"] == 0 and res.queries_by_phase["check"] == 2
+
+
+def test_run_many_equals_run_for_the_heuristic_attack() -> None:
+    model, _, _, pool, labels = toy_setup()
+    xs, ys = pool[:3], [int(v) for v in labels[:3]]
+    cands = [pool[3:][labels[3:] != y][:3] for y in ys]
+    attack = make_attack("temporal+spatial", optimizer="sign-opt", omega=1e9, phi=0.5, q=8,
+                         max_iter=3, query_budget=600, seed=1)  # fmt: skip
+    many = attack.run_many(Oracle(model), xs, ys, candidates=cands)
+    for i in range(3):
+        one = attack.run(Oracle(model, budget=600), xs[i], ys[i], candidates=cands[i])
+        assert torch.equal(one.x_adv, many[i].x_adv) and one.queries == many[i].queries
+
+
+# -- Sign-OPT ------------------------------------------------------------------------------------
+def test_sign_opt_asks_its_probes_in_one_call_and_descends() -> None:
+    model, x, label, pool, labels = toy_setup()
+    cands = pool[labels != label][:4]
+    oracle = Oracle(model)
+    res = SignOPT(q=30, max_iter=10, seed=0).run(oracle, x, label, candidates=cands)
+    assert res.success and res.distance < res.trace[0].distance
+    assert res.queries == oracle.used and res.queries_by_phase == oracle.counts
+    assert res.info["optimizer"] == "Sign-OPT" and res.iterations >= 1
+    # each iteration: one call of q sign queries, then one query per line-search step
+    assert res.queries_by_phase["optimisation"] >= 30 * res.iterations
+
+
+def test_sign_opt_approaches_the_closed_form_optimum_on_a_hyperplane() -> None:
+    g = torch.Generator().manual_seed(0)
+    w = torch.randn(SHAPE, generator=g)
+
+    class Linear(nn.Module):
+        def forward(self, v: torch.Tensor) -> torch.Tensor:
+            s = (v.double().flatten(1) * w.double().flatten()).sum(1) - b
+            return torch.stack([-s, s], 1).float() * 50
+
+    x = 0.4 + 0.05 * torch.rand(SHAPE, generator=g)
+    b = float((w * x).sum()) + 2.0
+    cands = (0.4 + 0.2 * torch.rand((6, *SHAPE), generator=g) + 0.02 * torch.sign(w)).clamp(0, 1)
+    optimum = 2.0 / float(w.norm())
+    res = SignOPT(query_budget=1500, q=50, seed=0).run(Oracle(Linear()), x, 0, candidates=cands)
+    assert res.success and optimum - 1e-6 <= res.distance
+    assert res.distance <= optimum + 0.2 * (res.trace[0].distance - optimum)
