@@ -39,6 +39,12 @@ def main(name: str, argv: list[str] | None = None) -> int:
     cache.add_argument("--size", type=int, default=112, help="crop size in pixels (112)")
     cache.add_argument("--frames", type=int, default=16, help="frames per snippet (16)")
     cache.add_argument("--workers", type=int, default=None, help="decoding processes (all cores)")
+    cache.add_argument(
+        "--min-frames",
+        type=int,
+        default=None,
+        help="exclude clips with fewer intact frames (default: --frames; 0 loops short clips)",
+    )
     sub.add_parser("download", parents=[common], help="download the official archives (resumes)")
     ext = sub.add_parser("extract", parents=[common], help="extract the archives safely")
     ext.add_argument("--keep-inner", action="store_true", help="keep HMDB-51's per-class rars")
@@ -60,9 +66,15 @@ def main(name: str, argv: list[str] | None = None) -> int:
         splits = ("train", "test") if args.split == "both" else (args.split,)
         n_excluded = 0
         for split in splits:
-            report = rd.build_cache(
-                name, root, split, args.fold, args.size, args.frames, args.workers, progress
-            )
+            try:
+                report = rd.build_cache(
+                    name, root, split, args.fold, args.size, args.frames, args.workers,
+                    progress, min_frames=args.min_frames,
+                )  # fmt: skip
+            except KeyboardInterrupt as e:  # Ctrl-C: say what was kept, no traceback
+                msg = str(e) or "interrupted; run the same command again to resume"
+                print(f"\n{msg}", file=sys.stderr)
+                return 130
             n_excluded += len(report.excluded)
             if not progress:
                 print(report.summary())

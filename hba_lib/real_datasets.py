@@ -145,8 +145,10 @@ def build_cache(
     num_frames: int = NUM_FRAMES,
     workers: int | None = None,
     progress: bool = True,
+    min_frames: int | None = None,
 ) -> CacheReport:
-    """Decode every video of ``split`` / ``fold`` into its snippet cache (resumable)."""
+    """Decode every video of ``split`` / ``fold`` into its snippet cache (resumable); clips with
+    fewer than ``min_frames`` intact frames (default ``num_frames``) are excluded."""
     lay, root = _layout(name), _root(name, root)
     sp = read_split(name, root, fold)
     return build_snippet_cache(
@@ -158,6 +160,7 @@ def build_cache(
         size=size,
         workers=workers,
         progress=progress,
+        min_frames=min_frames,
     )
 
 
@@ -341,7 +344,7 @@ def make_fake_layout(
     root: str | os.PathLike,
     classes: Sequence[str] | None = None,
     n_per_class: int = 4,
-    frames: Sequence[int] = (24, 40, 10, 33),
+    frames: Sequence[int] = (24, 40, 16, 33),
     hw: tuple[int, int] = (48, 64),
     seed: int = 0,
 ) -> Split:
@@ -349,7 +352,8 @@ def make_fake_layout(
 
     Real quirks included: UCF split files with CRLF line ends and ``HandstandPushups/`` holding
     ``v_HandStandPushups_*`` files; HMDB lines with a trailing space and unused (id 0) videos.
-    Clip lengths cycle through ``frames`` (10 < 16 exercises looping). Returns fold 1's split.
+    Clip lengths cycle through ``frames`` (16: the shortest clip a cache keeps by default).
+    Returns fold 1's split.
     For tests and demos without the real data.
     """
     from hba_lib.video_io import write_video

@@ -8,8 +8,11 @@ Layout of a finished cache folder:
   ``report.txt``  the human summary printed at the end of the build
 While building, ``work.npy`` (all listed videos) and ``progress.jsonl`` (one line per finished
 video, written after its frames are flushed) let an interrupted build resume where it stopped.
-A video that cannot be decoded is excluded and named in the report; it never enters the data
-set, and it never stops the run.
+A video that cannot be decoded, or holds fewer than ``min_frames`` intact frames (default: the
+snippet length, 16), is excluded and named in the report; it never enters the data set, and it
+never stops the run. A video whose decoding ends in an error keeps only its intact frames and
+is named among the warnings. Ctrl-C raises :class:`CacheBuildInterrupted`, whose message says
+what was kept and how to resume.
 """
 
 from __future__ import annotations
@@ -29,6 +32,10 @@ from hba_lib.video_io import NUM_FRAMES, SIZE, VideoDecodeError, read_snippet
 
 VIDEOS, LABELS, META, REPORT = "videos.npy", "labels.npy", "meta.json", "report.txt"
 WORK, PROGRESS, SPEC = "work.npy", "progress.jsonl", "spec.json"
+
+
+class CacheBuildInterrupted(KeyboardInterrupt):
+    """Ctrl-C during a build; the message says how many videos were kept and how to resume."""
 
 
 @dataclass
@@ -59,19 +66,24 @@ class CacheReport:
         return "\n".join(lines)
 
 
-def _fingerprint(items: Sequence[tuple[str, int]], num_frames: int, size: int) -> str:
-    h = hashlib.sha256(f"{num_frames}:{size}\n".encode())
+def _fingerprint(
+    items: Sequence[tuple[str, int]], num_frames: int, size: int, min_frames: int | None = None
+) -> str:
+    tail = "" if min_frames in (None, num_frames) else f":min{min_frames}"
+    h = hashlib.sha256(f"{num_frames}:{size}{tail}\n".encode())
     for rel, label in items:
         h.update(f"{rel}\t{label}\n".encode())
     return h.hexdigest()
 
 
-def _decode_task(task: tuple[int, str, str, int, int]) -> tuple[int, np.ndarray | None, dict]:
+def _decode_task(
+    task: tuple[int, str, str, int, int, int | None],
+) -> tuple[int, np.ndarray | None, dict]:
     """Decode one video (runs in a worker); never raises for a bad file."""
-    i, rel, path, num_frames, size = task
+    i, rel, path, num_frames, size, min_frames = task
     rec: dict = {"i": i, "relpath": rel}
     try:
-        frames, info = read_snippet(path, num_frames=num_frames, size=size)
+        frames, info = read_snippet(path, num_frames=num_frames, size=size, min_frames=min_frames)
     except VideoDecodeError as e:
         return i, None, {**rec, "ok": False, "reason": str(e)}
     except Exception as e:  # noqa: BLE001 - any decoder failure is a bad file, not a crash
@@ -87,9 +99,12 @@ def _decode_task(task: tuple[int, str, str, int, int]) -> tuple[int, np.ndarray 
 
 
 def _init_worker() -> None:
+    import signal
+
     import cv2
 
     cv2.setNumThreads(1)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C: the parent stops the pool
 
 
 def _read_progress(path: Path) -> dict[int, dict]:
@@ -122,13 +137,18 @@ def build_snippet_cache(
     workers: int | None = None,
     progress: bool = True,
     flush_every: int = 16,
+    min_frames: int | None = None,
 ) -> CacheReport:
     """Decode ``items`` (``(relpath, label)`` or ``VideoItem``) under ``video_root`` into ``out_dir``.
 
     Resumes an interrupted build (videos already recorded are not decoded again) and returns
     at once when the cache is complete. ``workers``: processes (default: all cores; 1 decodes
-    in this process). Prints and writes ``report.txt``; raises only when no video decodes.
+    in this process). ``min_frames``: fewer intact frames exclude a video (default
+    ``num_frames``; 0 keeps and loops short clips). Prints and writes ``report.txt``; raises
+    only when no video decodes, or :class:`CacheBuildInterrupted` on Ctrl-C.
     """
+    if min_frames is None:
+        min_frames = num_frames
     pairs = [
         (it.relpath, int(it.label)) if hasattr(it, "relpath") else (str(it[0]), int(it[1]))
         for it in items
@@ -137,7 +157,7 @@ def build_snippet_cache(
         raise ValueError(f"no videos to cache into {out_dir}")
     video_root, out_dir = Path(video_root), Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    fp = _fingerprint(pairs, num_frames, size)
+    fp = _fingerprint(pairs, num_frames, size, min_frames)
     if is_complete(out_dir):
         meta = json.loads((out_dir / META).read_text())
         if meta.get("fingerprint") == fp:
@@ -174,7 +194,7 @@ def build_snippet_cache(
         spec_path.write_text(json.dumps({"fingerprint": fp, "shape": list(shape)}))
     done = _read_progress(prog_path) if resume else {}
     todo = [
-        (i, rel, str(video_root / rel), num_frames, size)
+        (i, rel, str(video_root / rel), num_frames, size, min_frames or None)
         for i, (rel, _) in enumerate(pairs)
         if i not in done
     ]
@@ -201,6 +221,7 @@ def build_snippet_cache(
         disable=not progress,
     )
     pool = None
+    interrupted = False
     try:
         if workers == 1:
             results = map(_decode_task, todo)
@@ -216,12 +237,20 @@ def build_snippet_cache(
             bar.update(1)
             if len(pending) >= flush_every:
                 flush()
+    except KeyboardInterrupt:
+        interrupted = True
     finally:
         flush()
         bar.close()
         if pool is not None:
             pool.terminate()
             pool.join()
+    if interrupted:
+        raise CacheBuildInterrupted(
+            f"interrupted: {len(done)} of {n} videos for {out_dir} are decoded and kept "
+            f"({decoded_now} this run, {already} before; recorded in {prog_path}); run the same "
+            "command again to resume: videos already done are not decoded again"
+        )
 
     return _finalize(
         out_dir, pairs, classes, done, work, fp, num_frames, size, decoded_now, already, progress

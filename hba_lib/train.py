@@ -15,6 +15,7 @@ Command line (the embedded defaults were made this way, see ``hba_lib/checkpoint
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import math
 import platform
@@ -235,6 +236,21 @@ def default_run_dir(config: TrainConfig) -> Path:
     return paths.RUNS / f"{config.model}_{config.dataset}_{config.size}px_seed{config.seed}"
 
 
+def _restores_cudnn_benchmark(fn):
+    """Run ``fn`` and put ``torch.backends.cudnn.benchmark`` back as it was, however it ends."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        prev = torch.backends.cudnn.benchmark
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            torch.backends.cudnn.benchmark = prev
+
+    return wrapper
+
+
+@_restores_cudnn_benchmark
 def train(
     model_name: str = "c3d_small",
     dataset: str = "synthetic",
@@ -266,7 +282,7 @@ def train(
         )
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     use_amp = (device.type == "cuda") if config.amp is None else bool(config.amp)
-    if device.type == "cuda":
+    if device.type == "cuda":  # fixed shapes: let cuDNN tune (restored on the way out)
         torch.backends.cudnn.benchmark = True
     run_dir = Path(run_dir) if run_dir is not None else default_run_dir(config)
     run_dir.mkdir(parents=True, exist_ok=True)

@@ -6,6 +6,12 @@ not there at all. Sampling: ``uniform_indices`` takes the centre frame of ``num_
 segments of the whole clip; a clip shorter than ``num_frames`` is looped (as the 3D-ResNets
 pipeline does) and flagged. Geometry: short side to ``size``, then a centre crop to
 ``size x size`` (done as a centre square crop followed by one resize, the same geometry).
+
+Damage: OpenCV decodes a truncated or damaged stream without a word (FFmpeg logs "Error at MB"
+and ``read`` still reports success, handing out smeared frames). ``read_snippet`` therefore
+checks every video file with PyAV, whose decoder can be told to stop at the first error
+(``err_detect=explode``): when decoding ends in an error only the intact frames before it are
+kept, and the warnings say so. ``min_frames`` refuses clips shorter than that.
 """
 
 from __future__ import annotations
@@ -150,6 +156,34 @@ def _decode_folder(folder: Path, size: int) -> tuple[list[np.ndarray], int | Non
     return frames, read_n_frames_file(folder), hw
 
 
+def intact_frame_count(path: str | os.PathLike) -> tuple[int, str | None]:
+    """``(frames decoded before the first decoding error, that error or None)`` with PyAV.
+
+    FFmpeg's error detection is set to stop at the first damaged packet, so a clip cut short or
+    damaged in the middle reports its error here even when OpenCV decodes it "successfully".
+    """
+    import av  # PyAV: only for this check; the pixels come from OpenCV
+
+    try:
+        container = av.open(str(path))
+    except Exception as e:  # noqa: BLE001 - any open failure is a decoding error here
+        return 0, f"{type(e).__name__}: {e}"
+    n = 0
+    try:
+        if not container.streams.video:
+            return 0, "no video stream"
+        stream = container.streams.video[0]
+        stream.codec_context.options = {"err_detect": "explode"}
+        try:
+            for packet in container.demux(stream):
+                n += len(packet.decode())
+        except Exception as e:  # noqa: BLE001 - av.error.* (InvalidDataError, ...)
+            return n, f"{type(e).__name__}: {e}"
+    finally:
+        container.close()
+    return n, None
+
+
 def read_all_frames(
     path: str | os.PathLike, size: int = SIZE
 ) -> tuple[np.ndarray, int | None, tuple[int, int]]:
@@ -166,18 +200,45 @@ def read_all_frames(
 
 
 def read_snippet(
-    path: str | os.PathLike, num_frames: int = NUM_FRAMES, size: int = SIZE
+    path: str | os.PathLike,
+    num_frames: int = NUM_FRAMES,
+    size: int = SIZE,
+    *,
+    min_frames: int | None = None,
+    check_errors: bool = True,
 ) -> tuple[np.ndarray, SnippetInfo]:
     """Decode ``path`` (video file or jpg folder) to uint8 ``[num_frames, size, size, 3]`` RGB.
 
     The frames are uniformly sampled over the frames really decoded (see ``uniform_indices``);
     ``info`` says how many were decoded, what the header claimed, which indices were taken and
-    whether the clip had to be looped. Raises ``VideoDecodeError`` (naming the file) when
-    nothing can be decoded.
+    whether the clip had to be looped. ``check_errors`` (video files): when decoding ends in an
+    error (see :func:`intact_frame_count`) only the intact frames before it are kept, with a
+    warning. Raises ``VideoDecodeError`` (naming the file) when nothing intact can be decoded,
+    or fewer than ``min_frames`` frames (``None``: any number, looped to ``num_frames``).
     """
     path = Path(path)
     all_frames, n_header, hw = read_all_frames(path, size)
+    damage = None
+    if check_errors and path.is_file():
+        n_ok, err = intact_frame_count(path)
+        if err is not None:
+            if n_ok == 0:
+                raise VideoDecodeError(
+                    f"{path}: decoding fails at the first frame (damaged or truncated: {err})"
+                )
+            damage = (
+                f"decoding ends in an error after {min(n_ok, len(all_frames))} intact frames "
+                f"(damaged or truncated: {err}); kept those, dropped "
+                f"{max(len(all_frames) - n_ok, 0)} decoded after it"
+            )
+            all_frames = all_frames[:n_ok]
     n = len(all_frames)
+    if min_frames is not None and n < min_frames:
+        why = f"; {damage}" if damage else ""
+        raise VideoDecodeError(
+            f"{path}: only {n} intact frames decoded, fewer than the {min_frames} required "
+            f"(a truncated clip? every official UCF-101 / HMDB-51 clip has more){why}"
+        )
     idx = uniform_indices(n, num_frames)
     info = SnippetInfo(
         path=str(path),
@@ -187,6 +248,8 @@ def read_snippet(
         looped=n < num_frames,
         source_hw=(int(hw[0]), int(hw[1])),
     )
+    if damage:
+        info.warnings.append(damage)
     if info.looped:
         info.warnings.append(f"only {n} frames decoded; looped to {num_frames}")
     if n_header is not None and abs(n_header - n) > 1:

@@ -11,7 +11,6 @@ from torch import nn
 from hba_lib import metrics
 from hba_lib.attacks import (
     HeuristicAttack,
-    OptAttack,
     OptAttackConfig,
     SignOPT,
     drive,

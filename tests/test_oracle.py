@@ -182,7 +182,7 @@ def test_fork_and_joint_queries_count_per_oracle() -> None:
     out = query_jointly([(a, videos(3, 0.8), "init", 0), (b, videos(3, 0.1), "init", 0)])
     assert isinstance(out[0], Answer) and out[0].labels.tolist() == [1, 1, 1]
     assert isinstance(out[1], BudgetExhausted)
-    assert a.used == 3 and b.used == 0 and base.used == 0
+    assert a.used == 3 and b.used == 0 and base.used == 3  # forks count on their parent
     assert model.batch_sizes == [3]  # one forward pass for the admitted requests
     out = query_jointly([(a, videos(1, 0.8), "check", 0), (b, videos(2, 0.1), "check", 0)])
     assert model.batch_sizes[-1] == 3

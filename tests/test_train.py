@@ -187,3 +187,19 @@ def test_gpu_training_script_runs_a_tiny_config_on_cpu(tmp_path, capsys):
     for r in rows:
         assert 0.0 <= r["test_acc"] <= 1.0 and r["seconds_per_epoch"] > 0
     assert "s/epoch" in out
+
+
+def test_train_restores_cudnn_benchmark(tmp_path, tiny_data):
+    """Issue 9 (6): train() set cudnn.benchmark = True on CUDA and never put it back, which made
+    every later attack (batches of a new size at every step) re-tune cuDNN: 8.6x slower."""
+    before = torch.backends.cudnn.benchmark
+    torch.backends.cudnn.benchmark = False
+    try:
+        if torch.cuda.is_available():
+            _run(tmp_path / "run", tiny_data, epochs=1, device="cuda")
+        else:  # the CUDA branch sets the flag, then moving the model to "cuda" fails
+            with pytest.raises((RuntimeError, AssertionError)):
+                _run(tmp_path / "run", tiny_data, epochs=1, device="cuda")
+        assert torch.backends.cudnn.benchmark is False
+    finally:
+        torch.backends.cudnn.benchmark = before

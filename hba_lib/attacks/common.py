@@ -10,18 +10,84 @@ An attack is written as a *query process*: a Python generator that yields a
 
 When an oracle refuses a request for lack of budget, the driver throws
 :class:`~hba_lib.oracle.BudgetExhausted` into the process, which ends with its best result so far.
+When the model answers one video's request with NaN/Inf, :func:`drive` raises the
+:class:`~hba_lib.oracle.NonFiniteOutputError` to its caller; :func:`drive_many` throws it into
+that video's process only, which ends with its best result so far and ``stop_reason ==
+"nonfinite_output"`` (a process that does not catch it gets the exception as its result), and
+the other videos go on.
+
+Inputs are checked before any query is spent: :func:`validate_video` and
+:func:`validate_candidates` are the checks every attack calls first.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 import torch
 
-from hba_lib.oracle import BudgetExhausted, Oracle, query_jointly
+from hba_lib.oracle import BudgetExhausted, NonFiniteOutputError, Oracle, query_jointly
 from hba_lib.queries import QueryProcess, Request
+
+
+def validate_video(x: Any, num_frames: int | None = None, name: str = "x") -> torch.Tensor:
+    """Check one clean video: a float tensor ``[C, T, H, W]`` (C in 1, 3), finite, in [0, 1],
+    ``T == num_frames`` when given; return it detached. Raises a clear error naming ``name``."""
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor [C, T, H, W], got {type(x).__name__}")
+    if x.ndim != 4 or x.shape[0] not in (1, 3):
+        hint = " (one video, not a batch: pass xs[i])" if x.ndim == 5 else ""
+        raise ValueError(
+            f"{name} must be one video [C, T, H, W] with C in (1, 3), got shape "
+            f"{tuple(x.shape)}{hint}"
+        )
+    if not x.is_floating_point():
+        raise TypeError(
+            f"{name} must be float in [0, 1], got dtype {x.dtype} (a uint8 0-255 video: "
+            "hba_lib.video.to_model_layout converts it)"
+        )
+    if 0 in x.shape:
+        raise ValueError(f"{name} is empty: shape {tuple(x.shape)}")
+    if num_frames is not None and x.shape[1] != num_frames:
+        raise ValueError(
+            f"{name} has T={x.shape[1]} frames, the model (oracle) expects {num_frames}: "
+            f"shape {tuple(x.shape)}, expected [C, {num_frames}, H, W]"
+        )
+    lo, hi = float(x.min()), float(x.max())
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        raise ValueError(f"{name} holds NaN or Inf values")
+    if lo < 0.0 or hi > 1.0:
+        raise ValueError(
+            f"{name} must lie in [0, 1], got values in [{lo:.3g}, {hi:.3g}] "
+            "(a 0-255 video: divide by 255)"
+        )
+    return x.detach()
+
+
+def validate_candidates(candidates: Any, x: torch.Tensor, name: str = "candidates") -> torch.Tensor:
+    """Check candidate videos for ``x``: ``[N, C, T, H, W]`` (a single ``[C, T, H, W]`` is one
+    candidate), N >= 1, float in [0, 1], each shaped like ``x``; return them as a batch."""
+    if not isinstance(candidates, torch.Tensor):
+        raise TypeError(
+            f"{name} must be a torch.Tensor [N, C, T, H, W], got {type(candidates).__name__}"
+        )
+    if candidates.ndim == 4:
+        candidates = candidates.unsqueeze(0)  # one candidate video: one query, as the oracle
+    if candidates.ndim != 5 or tuple(candidates.shape[1:]) != tuple(x.shape):
+        raise ValueError(
+            f"{name} must be [N, C, T, H, W] videos shaped like x {tuple(x.shape)}, got shape "
+            f"{tuple(candidates.shape)}"
+        )
+    if candidates.shape[0] == 0:
+        raise ValueError(f"{name} is empty: give at least one candidate video [N >= 1, C, T, H, W]")
+    validate_video(candidates[0], None, f"{name}[0]")  # dtype
+    lo, hi = float(candidates.min()), float(candidates.max())
+    if not (math.isfinite(lo) and math.isfinite(hi)) or lo < 0.0 or hi > 1.0:
+        raise ValueError(f"{name} must lie in [0, 1], got values in [{lo:.3g}, {hi:.3g}]")
+    return candidates.detach()
 
 
 class TraceRow(NamedTuple):
@@ -37,8 +103,11 @@ class AttackResult:
     """The outcome of one attack on one video.
 
     ``success`` comes from the final check query on ``x_adv``. ``stop_reason``: ``converged``
-    (the stopping rule), ``max_iter``, ``budget_exhausted``, ``no_initial_direction`` or
+    (the stopping rule), ``max_iter``, ``budget_exhausted``, ``no_initial_direction``,
+    ``nonfinite_output`` (the model answered NaN/Inf; ``info["error"]`` names the query) or
     ``clean_misclassified`` (the clean video was not attacked: ``attacked`` is False).
+    Whatever stopped it, ``x_adv`` is the closest adversarial video the attack had queried (the
+    clean video when it saw none).
     """
 
     x_adv: torch.Tensor
@@ -87,7 +156,9 @@ def drive_many(processes: Sequence[QueryProcess], oracles: Sequence[Oracle]) -> 
     """Run several query processes in lockstep: one joint forward pass per step.
 
     ``oracles[i]`` answers and counts ``processes[i]``; they must be forks of one oracle.
-    Each process sees exactly the answers it would get from :func:`drive`.
+    Each process sees exactly the answers it would get from :func:`drive`, except that a NaN/Inf
+    answer for one process is thrown into that process only (see the module docstring): its
+    result says why it ended, and the others go on.
     """
     if len(processes) != len(oracles):
         raise ValueError(f"{len(processes)} processes but {len(oracles)} oracles")
@@ -101,16 +172,20 @@ def drive_many(processes: Sequence[QueryProcess], oracles: Sequence[Oracle]) -> 
     while pending:
         idx = list(pending)
         answers = query_jointly(
-            [(oracles[i], pending[i].points, pending[i].phase, pending[i].reserve) for i in idx]
+            [(oracles[i], pending[i].points, pending[i].phase, pending[i].reserve) for i in idx],
+            isolate_faults=True,
         )
         for i, answer in zip(idx, answers):
             try:
-                if isinstance(answer, BudgetExhausted):
+                if isinstance(answer, (BudgetExhausted, NonFiniteOutputError)):
                     pending[i] = processes[i].throw(answer)
                 else:
                     pending[i] = processes[i].send(answer)
             except StopIteration as stop:
                 results[i] = stop.value
+                del pending[i]
+            except NonFiniteOutputError as exc:  # the process did not handle it: its result
+                results[i] = exc
                 del pending[i]
     return results
 

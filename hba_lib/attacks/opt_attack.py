@@ -40,9 +40,16 @@ from dataclasses import asdict, dataclass
 import torch
 
 from hba_lib import metrics
-from hba_lib.attacks.common import AttackResult, TraceRow, drive, drive_many
+from hba_lib.attacks.common import (
+    AttackResult,
+    TraceRow,
+    drive,
+    drive_many,
+    validate_candidates,
+    validate_video,
+)
 from hba_lib.goals import Goal, make_goal
-from hba_lib.oracle import Answer, BudgetExhausted, Oracle
+from hba_lib.oracle import Answer, BudgetExhausted, NonFiniteOutputError, Oracle
 from hba_lib.queries import (  # noqa: F401 - the searches are part of this module's story
     QueryProcess,
     Request,
@@ -149,15 +156,53 @@ def run_search(
         return stop.value, steps
 
 
+def _validate_mask_init(
+    x: torch.Tensor, mask: torch.Tensor | None, init: tuple[torch.Tensor, float] | None
+) -> None:
+    """A clear error unless ``mask`` is a 0/1 tensor broadcastable to ``x`` and ``init`` a
+    ``(theta shaped like x, finite g > 0)``."""
+    if mask is not None:
+        if not isinstance(mask, torch.Tensor):
+            raise TypeError(f"mask must be a torch.Tensor, got {type(mask).__name__}")
+        try:
+            ok = torch.broadcast_shapes(mask.shape, x.shape) == x.shape
+        except RuntimeError:
+            ok = False
+        if not ok:
+            raise ValueError(
+                f"mask of shape {tuple(mask.shape)} does not broadcast to x {tuple(x.shape)}"
+            )
+        if not bool(((mask == 0) | (mask == 1)).all()):
+            raise ValueError("mask must hold only 0 and 1")
+        if not bool(mask.any()):
+            raise ValueError("mask is all 0: no pixel may change")
+    if init is not None:
+        theta, g = init
+        if not isinstance(theta, torch.Tensor) or tuple(theta.shape) != tuple(x.shape):
+            raise ValueError(f"init theta must be a tensor shaped like x {tuple(x.shape)}")
+        if not (math.isfinite(float(g)) and float(g) > 0):
+            raise ValueError(f"init g must be finite and > 0, got {g!r}")
+
+
 Initialiser = Callable[["OptAttack", "_State", Goal, torch.Tensor], QueryProcess]
 
 
 class _State:
-    """The attack's running best (read back when the budget runs out) and its bookkeeping."""
+    """The attack's running best (read back when the budget runs out) and its bookkeeping.
+
+    Besides ``(theta, g)`` it keeps the closest adversarial video any query has seen (``best``,
+    ``best_distance``; points that change pixels outside the mask do not count), the result
+    when a stop cuts a search short. ``goal`` is set by the process; without it nothing is kept.
+    """
 
     def __init__(self, x: torch.Tensor, mask: torch.Tensor | None) -> None:
         self.x = x
         self.mask = mask
+        self.goal: Goal | None = None
+        self.best: torch.Tensor | None = None
+        self.best_distance = math.inf
+        self.error = ""
+        self._outside = None if mask is None else mask.expand_as(x) == 0
         self.theta: torch.Tensor | None = None
         self.g = math.inf
         self.queries = 0
@@ -166,6 +211,21 @@ class _State:
         self.trace: list[TraceRow] = []
         self.stop_reason = "max_iter"
         self.info: dict = {}  # what an initialiser wants in the result (e.g. key-frame trials)
+
+    def see(self, pts: torch.Tensor, labels: torch.Tensor) -> None:
+        """Keep the closest of the queried ``pts`` answered adversarial (work only for those)."""
+        adv = self.goal.is_adversarial(labels)
+        if not bool(adv.any()):
+            return
+        idx = adv.nonzero().flatten().to(pts.device)
+        cand = pts.index_select(0, idx).clamp_(0.0, 1.0)  # what the oracle evaluated
+        d = torch.linalg.vector_norm((cand - self.x).flatten(1), dim=1)
+        if self._outside is not None:  # a candidate video changes pixels outside the mask
+            moved = (cand != self.x)[:, self._outside].any(1)
+            d = torch.where(moved, torch.full_like(d, math.inf), d)
+        k = int(torch.argmin(d))
+        if float(d[k]) < self.best_distance:
+            self.best_distance, self.best = float(d[k]), cand[k].clone()
 
     def record(self) -> None:
         if self.theta is None or not math.isfinite(self.g):
@@ -193,9 +253,16 @@ class OptAttack:
                 f"attack's query budget exhausted: {st.queries} of {budget} used, a request for "
                 f"{pts.shape[0]} more ({phase}) does not fit"
             )
-        answer: Answer = yield Request(pts, phase, reserve)
+        try:
+            answer: Answer = yield Request(pts, phase, reserve)
+        except NonFiniteOutputError:  # the model saw them: they count
+            st.queries += pts.shape[0]
+            st.by_phase[phase] += pts.shape[0]
+            raise
         st.queries += pts.shape[0]
         st.by_phase[phase] += pts.shape[0]
+        if st.goal is not None:
+            st.see(pts, answer.labels)
         return answer
 
     def delegate(self, st: _State, process: QueryProcess):
@@ -385,15 +452,23 @@ class OptAttack:
         (theta, g)`` (a known adversarial direction and its ``g``). ``mask``: 0/1, broadcastable
         to ``x``. ``initialiser(attack, state, goal, candidates)``: a query process that replaces
         :meth:`initialise` (the key-frame search of Algorithm 1 plugs in here; it may narrow
-        ``state.mask``). Returns an :class:`AttackResult`.
+        ``state.mask``). Returns an :class:`AttackResult`. Bad inputs raise before any query.
         """
         t0 = time.perf_counter()
-        dev = torch.device(device) if device is not None else x.device
-        x = x.detach().to(dev, torch.float32)
-        mask_t = None if mask is None else mask.detach().to(dev, torch.float32)
+        x = validate_video(x)
         if candidates is None and init is None:
             raise ValueError("give candidate videos or init=(theta, g)")
+        if candidates is not None:
+            candidates = validate_candidates(candidates, x)
+        _validate_mask_init(x, mask, init)
+        budget = self.config.query_budget
+        if budget is not None and (isinstance(budget, bool) or int(budget) != budget or budget < 0):
+            raise ValueError(f"query_budget must be an int >= 0 or None, got {budget!r}")
+        dev = torch.device(device) if device is not None else x.device
+        x = x.to(dev, torch.float32)
+        mask_t = None if mask is None else mask.detach().to(dev, torch.float32)
         st = _State(x, mask_t)
+        st.goal = goal
         gen = torch.Generator(device=dev).manual_seed(self.config.seed)
         attacked = True
         try:
@@ -416,17 +491,33 @@ class OptAttack:
                     yield from self.optimise(st, goal, gen)
         except BudgetExhausted:
             st.stop_reason = "budget_exhausted"
+        except NonFiniteOutputError as exc:  # only drive_many throws it in: this video ends
+            st.stop_reason, st.error = "nonfinite_output", str(exc)
 
-        # output and final check
-        x_adv, label, success = x, None, False
-        if attacked and st.theta is not None and math.isfinite(st.g):
-            x_adv = points(x, st.theta.unsqueeze(0), [st.g])[0]
+        # output: the closest adversarial video seen (x + g theta unless a stop cut a search
+        # short), and one final check
+        x_adv, label, success, note = x, None, False, {}
+        if attacked:
+            dist = math.inf
+            if st.theta is not None and math.isfinite(st.g):
+                x_adv = points(x, st.theta.unsqueeze(0), [st.g])[0]
+                dist = metrics.l2_distance(x, x_adv)
+            if st.best is not None and metrics.l2_distance(x, st.best) < dist * (1 - 1e-6):
+                # an initialiser may have narrowed the mask since (key frames): stay inside it
+                inside = st.mask is None or not bool(
+                    ((st.best != x) & (st.mask.expand_as(x) == 0)).any()
+                )
+                if inside:
+                    x_adv, note["kept_closest_adversarial_seen"] = st.best, True
+        if x_adv is not x:
             try:
                 ans = yield from self._ask(st, x_adv.unsqueeze(0), "check", reserve=0)
                 label = int(ans.labels[0])
                 success = bool(goal.is_adversarial(ans.labels)[0])
-            except BudgetExhausted:
-                pass
+            except (BudgetExhausted, NonFiniteOutputError) as exc:
+                note["final_check_failed"] = f"{type(exc).__name__}: {exc}"
+        if st.error:
+            note["error"] = st.error
         return AttackResult(
             x_adv=x_adv.cpu(),
             success=success,
@@ -443,7 +534,7 @@ class OptAttack:
             wall_time=time.perf_counter() - t0,
             attacked=attacked,
             goal=goal.describe(),
-            info={"config": asdict(self.config), "optimizer": self.name, **st.info},
+            info={"config": asdict(self.config), "optimizer": self.name, **st.info, **note},
             mask=None if st.mask is None else (st.mask > 0).cpu(),
         )
 
@@ -458,7 +549,11 @@ class OptAttack:
         mask: torch.Tensor | None = None,
         init: tuple[torch.Tensor, float] | None = None,
     ) -> AttackResult:
-        """Attack one video through ``oracle`` (its budget applies; its counts accumulate)."""
+        """Attack one video through ``oracle`` (its budget applies; its counts accumulate).
+
+        Inputs are checked first (``x`` must have the oracle's ``num_frames``); a NaN/Inf answer
+        raises :class:`~hba_lib.oracle.NonFiniteOutputError` naming the query."""
+        validate_video(x, oracle.num_frames)
         goal = make_goal(label, target)
         return drive(self.process(x, goal, candidates, mask, init, oracle.device), oracle)
 
@@ -472,14 +567,30 @@ class OptAttack:
         masks: Sequence[torch.Tensor | None] | None = None,
         inits: Sequence[tuple[torch.Tensor, float] | None] | None = None,
     ) -> list[AttackResult]:
-        """Attack several videos in lockstep, each on a fresh fork of ``oracle`` with
+        """Attack several videos in lockstep, each on a fork of ``oracle`` with
         ``config.query_budget``: one joint forward pass answers all their pending requests.
-        Each result equals what :meth:`run` gives on its own fresh oracle."""
+
+        Every query is also counted on ``oracle``, whose own budget caps the total (requests are
+        admitted in video order). While that budget does not bind, each result equals what
+        :meth:`run` gives on its own fresh oracle. Every video's inputs are checked before any
+        query. A NaN/Inf answer ends only that video (``stop_reason == "nonfinite_output"``,
+        ``info["error"]``); the others finish."""
         n = len(xs)
         targets = targets or [None] * n
         candidates = candidates or [None] * n
         masks = masks or [None] * n
         inits = inits or [None] * n
+        for what, seq in (("labels", labels), ("targets", targets), ("candidates", candidates),
+                          ("masks", masks), ("inits", inits)):  # fmt: skip
+            if len(seq) != n:
+                raise ValueError(f"{n} videos but {len(seq)} {what}")
+        for i in range(n):
+            validate_video(xs[i], oracle.num_frames, f"xs[{i}]")
+            if candidates[i] is not None:
+                validate_candidates(candidates[i], xs[i], f"candidates[{i}]")
+            elif inits[i] is None:
+                raise ValueError(f"video {i}: give candidate videos or init=(theta, g)")
+            _validate_mask_init(xs[i], masks[i], inits[i])
         oracles = [oracle.fork(self.config.query_budget) for _ in range(n)]
         procs = [
             self.process(xs[i], make_goal(labels[i], targets[i]), candidates[i], masks[i],

@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 from hba_lib import metrics
-from hba_lib.attacks.common import AttackResult
+from hba_lib.attacks.common import AttackResult, validate_candidates, validate_video
 from hba_lib.attacks.opt_attack import OptAttack, OptAttackConfig
 from hba_lib.goals import make_goal
 from hba_lib.oracle import BudgetExhausted, Oracle
@@ -129,16 +129,20 @@ def sign_opt_untargeted(
     from art.attacks.evasion import SignOPTAttack
 
     t0 = time.perf_counter()
-    x = x.detach().cpu().float()
+    x = validate_video(x, oracle.num_frames).cpu().float()
     goal = make_goal(label)
     start = oracle.used
-    ans = oracle(x, "check", reserve=1)
+    try:
+        ans = oracle(x, "check", reserve=1)
+    except BudgetExhausted:
+        return _finish("Sign-OPT", oracle, x, goal, None, "budget_exhausted", t0, {}, start)
     if int(ans.labels[0]) != label:
         res = _finish("Sign-OPT", oracle, x, goal, None, "clean_misclassified", t0, {}, start)
         res.attacked = False
         return res
     est = HardLabelEstimator(oracle, x, goal, nb_classes)
-    kw = {"query_limit": int(oracle.budget) if oracle.budget else 20000, **art_kwargs}
+    left = oracle.remaining  # its own and its parents' budgets
+    kw = {"query_limit": int(left) if math.isfinite(left) else 20000, **art_kwargs}
     attack = SignOPTAttack(est.classifier, targeted=False, verbose=False, **kw)
     np.random.seed(seed)  # noqa: NPY002 - ART draws from numpy's global generator
     stop, x_adv = "art_finished", None
@@ -173,13 +177,15 @@ def hop_skip_jump(
     from art.attacks.evasion import HopSkipJump
 
     t0 = time.perf_counter()
-    x = x.detach().cpu().float()
+    x = validate_video(x, oracle.num_frames).cpu().float()
+    validate_candidates(candidates, x)
     goal = make_goal(label)
     start = oracle.used
     cfg = opt_config or OptAttackConfig()
     init = OptAttack(cfg, max_iter=0).run(oracle, x, label, candidates=candidates, mask=mask)
-    if not init.attacked or not init.success:
-        res = _finish("HopSkipJump", oracle, x, goal, None, init.stop_reason, t0, {}, start)
+    if not init.attacked or not init.success:  # keep what the start found (its closest seen)
+        kept = None if torch.equal(init.x_adv, x) else init.x_adv
+        res = _finish("HopSkipJump", oracle, x, goal, kept, init.stop_reason, t0, {}, start)
         res.attacked = init.attacked
         return res
     est = HardLabelEstimator(oracle, x, goal, nb_classes)
