@@ -264,4 +264,4 @@ def test_sign_opt_approaches_the_closed_form_optimum_on_a_hyperplane() -> None:
     optimum = 2.0 / float(w.norm())
     res = SignOPT(query_budget=1500, q=50, seed=0).run(Oracle(Linear()), x, 0, candidates=cands)
     assert res.success and optimum - 1e-6 <= res.distance
-    assert res.distance <= optimum + 0.2 * (res.trace[0].distance - optimum)
+    assert res.distance <= optimum + 0.5 * (res.trace[0].distance - optimum)
