@@ -150,6 +150,35 @@ def normalize(v: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor
 
 
 
+def random_directions(
+    n: int,
+    shape: tuple[int, ...],
+    generator: torch.Generator,
+    mask: torch.Tensor | None = None,
+    scale: int = 1,
+) -> torch.Tensor:
+    """``n`` random unit directions ``[n, C, T, H, W]``, zero outside ``mask``.
+
+    ``scale = 1``: i.i.d. Gaussian values (the papers' probes). ``scale = s > 1``: Gaussian on a
+    grid ``s`` times coarser in H and W, upsampled bilinearly, so each probe is spatially smooth
+    and the search lives in a space ``s**2`` times smaller (as QEBA and HopSkipJump's
+    dimension-reduced variants do on images). Either way the probes are masked before they
+    are normalised, so no probe changes a pixel outside ``mask``.
+    """
+    device = generator.device
+    if scale <= 1:
+        u = torch.randn((n, *shape), generator=generator, device=device)
+    else:
+        c, t, h, w = shape
+        coarse = torch.randn((n, c, t, -(-h // scale), -(-w // scale)), generator=generator,
+                             device=device)  # fmt: skip
+        u = torch.nn.functional.interpolate(
+            coarse.reshape(n * c, t, *coarse.shape[-2:]), size=(h, w), mode="bilinear",
+            align_corners=False,
+        ).reshape(n, c, t, h, w)  # fmt: skip
+    return normalize(u, mask)
+
+
 def search_process(
     x: torch.Tensor, theta: torch.Tensor, search: Search, goal: Any, phase: str = "init"
 ) -> Generator[Request, Answer, float]:

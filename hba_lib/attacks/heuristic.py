@@ -134,8 +134,9 @@ class HeuristicAttack:
             ))  # fmt: skip
             searches.append((i, found))
             best = min((f for _, f in searches), key=lambda f: (f.map, f.g))
-            if best.theta is not None and math.isfinite(best.g):
+            if best is found and best.theta is not None and math.isfinite(best.g):
                 st.theta, st.g, st.mask = best.theta, best.g, best.mask
+                st.record()  # the trace shows the key-frame search's progress
         st.info["key_frames"] = {
             "candidates": [i for i, _ in searches],
             "searches": [f.as_dict() for _, f in searches],

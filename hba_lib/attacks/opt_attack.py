@@ -58,6 +58,7 @@ from hba_lib.queries import (  # noqa: F401 - the searches are part of this modu
     local_search,
     normalize,
     points,
+    random_directions,
     targeted_initial_search,
     untargeted_initial_search,
 )
@@ -80,6 +81,9 @@ class OptAttackConfig:
       bisection noise (``docs/algorithm.md``, "Measured").
     - ``grad_scale``: the gradient estimate is multiplied by this (the authors' code: ``d = 15``).
     - ``eta_reset``: ``eta`` after a collapse (``None``: back to ``eta``; the authors' code: 1.0).
+    - ``probe_scale``: 1 for the papers' i.i.d. Gaussian probes; ``s > 1`` draws them on a grid
+      ``s`` times coarser in H and W, upsampled bilinearly (:func:`~hba_lib.queries.
+      random_directions`): smooth probes in an ``s**2`` times smaller space.
     - ``max_beta_decays``: stop after ``beta`` has been divided by 10 this many times.
     - ``max_iter``: iteration limit. ``query_budget``: the most queries one attack on one video
       spends (``None``: unlimited), whatever the oracle's own budget (which also holds).
@@ -110,12 +114,14 @@ class OptAttackConfig:
     tol_rel: float | None = None
     grad_scale: float = 1.0
     eta_reset: float | None = None
+    probe_scale: int = 1
 
     def search_tol(self, beta: float, g: float, free: int) -> float:
-        """The optimisation's bisection tolerance at probe step ``beta`` and distance ``g``."""
+        """The optimisation's bisection tolerance at probe step ``beta`` and distance ``g``
+        (``free``: values the attack may change; smooth probes span ``free / probe_scale**2``)."""
         if self.tol_rel is None or not math.isfinite(g):
             return self.tol
-        return self.tol_rel * beta * g / math.sqrt(max(free, 1))
+        return self.tol_rel * beta * g / math.sqrt(max(free / self.probe_scale**2, 1))
 
 
 OPT_PRESETS: dict[str, dict] = {
@@ -400,8 +406,7 @@ class OptAttack:
         for it in range(cfg.max_iter):
             tol = cfg.search_tol(beta, g2, free)
             # random gradient-free estimate, eq. (1): q probes theta + beta * u
-            u = torch.randn((cfg.q, *st.x.shape), generator=generator, device=st.x.device)
-            u = normalize(u, st.mask)
+            u = random_directions(cfg.q, tuple(st.x.shape), generator, st.mask, cfg.probe_scale)
             probes = normalize(theta.unsqueeze(0) + beta * u, st.mask)
             searches = [local_search(g2, tol, cap, cfg.grow, cfg.shrink) for _ in range(cfg.q)]
             g1 = yield from self._search_many(st, goal, probes, searches, "optimisation")
@@ -484,7 +489,8 @@ class OptAttack:
                     yield from initialiser(self, st, goal, candidates.to(dev, torch.float32))
                 else:
                     yield from self.initialise(st, goal, candidates)
-                st.record()
+                if initialiser is None or not st.trace:
+                    st.record()
                 if st.theta is None or not math.isfinite(st.g):
                     st.stop_reason = "no_initial_direction"
                 else:

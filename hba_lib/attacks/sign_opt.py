@@ -32,7 +32,7 @@ import torch
 
 from hba_lib.attacks.opt_attack import OptAttack, OptAttackConfig, _State
 from hba_lib.goals import Goal
-from hba_lib.queries import normalize, points
+from hba_lib.queries import normalize, points, random_directions
 
 
 @dataclass
@@ -67,8 +67,7 @@ class SignOPT(OptAttack):
     ):  # fmt: skip
         """One batched call of ``q`` sign queries; returns the averaged ``sign * u``."""
         cfg = self.config
-        u = torch.randn((cfg.q, *st.x.shape), generator=generator, device=st.x.device)
-        u = normalize(u, st.mask)
+        u = random_directions(cfg.q, tuple(st.x.shape), generator, st.mask, cfg.probe_scale)
         probes = normalize(theta.unsqueeze(0) + beta * u, st.mask)
         ans = yield from self._ask(st, points(st.x, probes, [g] * cfg.q, clip=False),
                                    "optimisation")  # fmt: skip
