@@ -14,24 +14,14 @@ When an oracle refuses a request for lack of budget, the driver throws
 
 from __future__ import annotations
 
-from collections.abc import Generator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 import torch
 
-from hba_lib.oracle import Answer, BudgetExhausted, Oracle, query_jointly
-
-
-class Request(NamedTuple):
-    """A batch of videos ``[n, C, T, H, W]`` to query, its phase, and queries to keep in reserve."""
-
-    points: torch.Tensor
-    phase: str
-    reserve: int = 0
-
-
-QueryProcess = Generator[Request, Answer, Any]
+from hba_lib.oracle import BudgetExhausted, Oracle, query_jointly
+from hba_lib.queries import QueryProcess, Request
 
 
 class TraceRow(NamedTuple):

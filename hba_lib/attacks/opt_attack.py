@@ -34,27 +34,26 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Generator, Sequence
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import asdict, dataclass
 
-import numpy as np
 import torch
 
 from hba_lib import metrics
-from hba_lib.attacks.common import (
-    AttackResult,
-    QueryProcess,
-    Request,
-    TraceRow,
-    drive,
-    drive_many,
-)
+from hba_lib.attacks.common import AttackResult, TraceRow, drive, drive_many
 from hba_lib.goals import Goal, make_goal
 from hba_lib.oracle import Answer, BudgetExhausted, Oracle
-
-# A search yields the next lam to query and is sent True when x + lam * theta is adversarial;
-# it returns g (the smallest adversarial lam it found, inf on failure).
-Search = Generator[float, bool, float]
+from hba_lib.queries import (  # noqa: F401 - the searches are part of this module's story
+    QueryProcess,
+    Request,
+    Search,
+    bisect,
+    local_search,
+    normalize,
+    points,
+    targeted_initial_search,
+    untargeted_initial_search,
+)
 
 
 @dataclass
@@ -66,6 +65,14 @@ class OptAttackConfig:
       ``eta_floor``: a collapse below it divides ``beta`` by 10; ``line_search_steps``: the most
       doublings / quarterings per iteration.
     - ``tol``: bisection tolerance on ``lam`` (L2 in [0, 1] units) for every search.
+    - ``tol_rel``: ``None`` (the paper: ``tol`` everywhere) or a tolerance *relative to the
+      signal* for the optimisation's searches (probes and line search):
+      ``tol_rel * beta * g / sqrt(d)``, ``d`` the number of free values. A probe
+      ``theta + beta * u`` moves the boundary point by about ``beta * g / sqrt(d)`` along the
+      boundary's normal, so an absolute ``tol`` far above that turns the gradient estimate into
+      bisection noise (``docs/algorithm.md``, "Measured").
+    - ``grad_scale``: the gradient estimate is multiplied by this (the authors' code: ``d = 15``).
+    - ``eta_reset``: ``eta`` after a collapse (``None``: back to ``eta``; the authors' code: 1.0).
     - ``max_beta_decays``: stop after ``beta`` has been divided by 10 this many times.
     - ``max_iter``: iteration limit. ``query_budget``: the most queries one attack on one video
       spends (``None``: unlimited), whatever the oracle's own budget (which also holds).
@@ -93,114 +100,26 @@ class OptAttackConfig:
     lam_cap: float | None = None
     lockstep: bool = True
     seed: int = 0
+    tol_rel: float | None = None
+    grad_scale: float = 1.0
+    eta_reset: float | None = None
+
+    def search_tol(self, beta: float, g: float, free: int) -> float:
+        """The optimisation's bisection tolerance at probe step ``beta`` and distance ``g``."""
+        if self.tol_rel is None or not math.isfinite(g):
+            return self.tol
+        return self.tol_rel * beta * g / math.sqrt(max(free, 1))
 
 
-# -- the searches for g(theta) ---------------------------------------------------------------------
-def bisect(lo: float, hi: float, tol: float) -> Search:
-    """Halve ``[lo, hi]`` (``lo`` not adversarial, ``hi`` adversarial) until narrower than ``tol``;
-    return the adversarial end."""
-    while hi - lo > tol:
-        mid = (lo + hi) / 2.0
-        if (yield mid):
-            hi = mid
-        else:
-            lo = mid
-    return hi
-
-
-def untargeted_initial_search(
-    lam0: float, best: float, tol: float, known_adversarial: bool = False
-) -> Search:
-    """Fine-grained + binary search from ``lam0 = ||p||`` (or from ``best`` when smaller).
-
-    When ``best < lam0`` the point at ``best`` is queried first and the candidate is skipped
-    (``inf``) if it is not adversarial. Otherwise ``lam0`` is queried unless
-    ``known_adversarial`` (an unmasked candidate is itself the point at ``lam0``). Then bisect
-    ``[0, hi]`` to ``tol``.
-    """
-    if best < lam0:
-        if not (yield best):
-            return math.inf
-        hi = best
-    else:
-        hi = lam0
-        if not known_adversarial and not (yield hi):
-            return math.inf
-    lo = 0.0
-    return (yield from bisect(lo, hi, tol))
-
-
-def targeted_initial_search(
-    lam0: float,
-    tol: float,
-    cap: float,
-    known_adversarial: bool = False,
-    grow: float = 1.05,
-    grid_points: int = 100,
-) -> Search:
-    """Grow ``lam`` by x``grow`` until adversarial (``inf`` past ``cap``), scan a ``grid_points``
-    grid on ``[0, lam]`` for the first adversarial point, then bisect to ``tol``."""
-    lam = lam0
-    if not known_adversarial:
-        while not (yield lam):
-            lam *= grow
-            if lam > cap:
-                return math.inf
-    lo, hi = 0.0, lam
-    for v in np.linspace(0.0, lam, grid_points)[1:-1].tolist():  # the last point is lam itself
-        if (yield v):
-            hi = v
-            break
-        lo = v
-    return (yield from bisect(lo, hi, tol))
-
-
-def local_search(
-    lam0: float, tol: float, cap: float, grow: float = 1.01, shrink: float = 0.99
-) -> Search:
-    """``g(theta')`` near a known ``g(theta) = lam0``.
-
-    If ``lam0`` is not adversarial, raise the upper end by x``grow`` until it is (``inf`` past
-    ``cap``); otherwise lower the lower end by x``shrink`` until it is not. The bracket is the
-    last non-adversarial / adversarial pair seen; then bisect to ``tol``.
-    """
-    if (yield lam0):
-        hi, lo = lam0, lam0 * shrink
-        while (yield lo):
-            hi, lo = lo, lo * shrink
-            if lo < 1e-9:  # below this x + lo * theta is the clean video (checked not adversarial)
-                lo = 0.0
-                break
-    else:
-        lo, hi = lam0, lam0 * grow
-        while True:
-            if hi > cap:
-                return math.inf
-            if (yield hi):
-                break
-            lo, hi = hi, hi * grow
-    return (yield from bisect(lo, hi, tol))
-
-
-# -- helpers ---------------------------------------------------------------------------------------
-def points(
-    x: torch.Tensor, thetas: torch.Tensor, lams: Sequence[float], clip: bool = True
-) -> torch.Tensor:
-    """``clip(x + lam_i * theta_i)`` for a batch ``thetas [n, C, T, H, W]`` -> ``[n, C, T, H, W]``.
-
-    ``clip=False`` leaves the clipping to the oracle (it clips every query): one pass fewer.
-    """
-    lam = torch.tensor(lams, dtype=x.dtype, device=x.device).view(-1, 1, 1, 1, 1)
-    out = (lam * thetas).add_(x)  # same rounding as x + lam * theta, without a broadcast copy
-    return out.clamp_(0.0, 1.0) if clip else out
-
-
-def normalize(v: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-    """``v * mask / ||v * mask||`` over the last four dims (works on one or a batch of videos)."""
-    if mask is not None:
-        v = v * mask
-    n = torch.linalg.vector_norm(v, dim=(-4, -3, -2, -1), keepdim=True)
-    return v / n.clamp_min(1e-30)
+OPT_PRESETS: dict[str, dict] = {
+    "paper": {},
+    "authors": {"q": 15, "beta": 0.01, "grad_scale": 15.0, "eta_reset": 1.0},
+    "relative": {"tol_rel": 1.0},
+}
+"""Named constant sets: ``paper`` (``docs/algorithm.md``'s defaults), ``authors`` (the authors'
+untargeted code: q = 15, beta = 0.01, the gradient times d = 15, eta reset to 1.0 after a
+collapse; tolerance 1e-2 and three beta decays as ``paper``), ``relative`` (``paper`` with the
+signal-relative tolerance of the optimisation's searches)."""
 
 
 def run_search(
@@ -230,6 +149,9 @@ def run_search(
         return stop.value, steps
 
 
+Initialiser = Callable[["OptAttack", "_State", Goal, torch.Tensor], QueryProcess]
+
+
 class _State:
     """The attack's running best (read back when the budget runs out) and its bookkeeping."""
 
@@ -243,6 +165,7 @@ class _State:
         self.iterations = 0
         self.trace: list[TraceRow] = []
         self.stop_reason = "max_iter"
+        self.info: dict = {}  # what an initialiser wants in the result (e.g. key-frame trials)
 
     def record(self) -> None:
         if self.theta is None or not math.isfinite(self.g):
@@ -274,6 +197,17 @@ class OptAttack:
         st.queries += pts.shape[0]
         st.by_phase[phase] += pts.shape[0]
         return answer
+
+    def delegate(self, st: _State, process: QueryProcess):
+        """Run a query process (e.g. a heuristic's) through this attack's counted, budgeted
+        :meth:`_ask`; return its value."""
+        try:
+            request = next(process)
+            while True:
+                answer = yield from self._ask(st, request.points, request.phase)
+                request = process.send(answer)
+        except StopIteration as stop:
+            return stop.value
 
     def _search_one(
         self, st: _State, goal: Goal, theta: torch.Tensor, search: Search, phase: str
@@ -348,58 +282,79 @@ class OptAttack:
             if g < st.g:
                 st.theta, st.g = theta, g
 
+    def _free(self, st: _State) -> int:
+        """Number of values the attack may change (the mask's support, or the whole video)."""
+        return st.x.numel() if st.mask is None else int((st.mask.expand_as(st.x) > 0).sum())
+
+    def line_search(
+        self, st: _State, goal: Goal, theta: torch.Tensor, g2: float, grad: torch.Tensor,
+        eta: float, tol: float, cap: float,
+    ) -> Generator[Request, Answer, tuple[torch.Tensor, float, float]]:  # fmt: skip
+        """Backtracking line search on ``eta`` along ``-grad`` from ``(theta, g2)``.
+
+        Try ``eta``, doubling while ``g`` keeps falling (up to ``line_search_steps`` times); if
+        the first try did not improve, quarter ``eta`` until ``g`` falls. Returns the best
+        ``(theta, g)`` found (``(theta, g2)`` if none improved) and the ``eta`` to carry over.
+        """
+        cfg = self.config
+        min_theta, min_g2 = theta, g2
+        for _ in range(cfg.line_search_steps):
+            new_theta = normalize(theta - eta * grad, st.mask)
+            new_g2 = yield from self._search_one(
+                st, goal, new_theta, local_search(min_g2, tol, cap, cfg.grow, cfg.shrink),
+                "optimisation",
+            )
+            eta *= 2.0
+            if new_g2 < min_g2:
+                min_theta, min_g2 = new_theta, new_g2
+            else:
+                break
+        if min_g2 >= g2:
+            for _ in range(cfg.line_search_steps):
+                eta *= 0.25
+                new_theta = normalize(theta - eta * grad, st.mask)
+                new_g2 = yield from self._search_one(
+                    st, goal, new_theta, local_search(g2, tol, cap, cfg.grow, cfg.shrink),
+                    "optimisation",
+                )
+                if new_g2 < g2:
+                    min_theta, min_g2 = new_theta, new_g2
+                    break
+        return min_theta, min_g2, eta
+
     def optimise(self, st: _State, goal: Goal, generator: torch.Generator):
         """The Opt-attack iterations from ``st.theta`` (updates ``st`` after every iteration)."""
         cfg = self.config
-        cap = self._cap(st)
+        cap, free = self._cap(st), self._free(st)
         theta, g2 = st.theta, st.g
         eta, beta, decays = cfg.eta, cfg.beta, 0
+        eta_reset = cfg.eta if cfg.eta_reset is None else cfg.eta_reset
         st.stop_reason = "max_iter"
         for it in range(cfg.max_iter):
+            tol = cfg.search_tol(beta, g2, free)
             # random gradient-free estimate, eq. (1): q probes theta + beta * u
             u = torch.randn((cfg.q, *st.x.shape), generator=generator, device=st.x.device)
             u = normalize(u, st.mask)
             probes = normalize(theta.unsqueeze(0) + beta * u, st.mask)
-            searches = [local_search(g2, cfg.tol, cap, cfg.grow, cfg.shrink) for _ in range(cfg.q)]
+            searches = [local_search(g2, tol, cap, cfg.grow, cfg.shrink) for _ in range(cfg.q)]
             g1 = yield from self._search_many(st, goal, probes, searches, "optimisation")
             g1 = torch.tensor(g1, dtype=torch.float64)
             ok = torch.isfinite(g1)
             if not bool(ok.any()):  # every probe failed: reset eta, shrink beta
-                eta, beta, decays = cfg.eta, beta / 10.0, decays + 1
+                eta, beta, decays = eta_reset, beta / 10.0, decays + 1
                 st.iterations = it + 1
                 if decays >= cfg.max_beta_decays:
                     st.stop_reason = "converged"
                     break
                 continue
             coef = torch.where(ok, (g1 - g2) / beta, torch.zeros_like(g1)).to(u.dtype)
-            grad = (coef.to(u.device).view(-1, 1, 1, 1, 1) * u).sum(0) / cfg.q
+            grad = (coef.to(u.device).view(-1, 1, 1, 1, 1) * u).sum(0) * (cfg.grad_scale / cfg.q)
             k = int(torch.argmin(torch.where(ok, g1, torch.full_like(g1, math.inf))))
             min_g1, min_probe = float(g1[k]), probes[k]
 
-            # backtracking line search on eta
-            min_theta, min_g2 = theta, g2
-            for _ in range(cfg.line_search_steps):
-                new_theta = normalize(theta - eta * grad, st.mask)
-                new_g2 = yield from self._search_one(
-                    st, goal, new_theta,
-                    local_search(min_g2, cfg.tol, cap, cfg.grow, cfg.shrink), "optimisation",
-                )  # fmt: skip
-                eta *= 2.0
-                if new_g2 < min_g2:
-                    min_theta, min_g2 = new_theta, new_g2
-                else:
-                    break
-            if min_g2 >= g2:
-                for _ in range(cfg.line_search_steps):
-                    eta *= 0.25
-                    new_theta = normalize(theta - eta * grad, st.mask)
-                    new_g2 = yield from self._search_one(
-                        st, goal, new_theta,
-                        local_search(g2, cfg.tol, cap, cfg.grow, cfg.shrink), "optimisation",
-                    )  # fmt: skip
-                    if new_g2 < g2:
-                        min_theta, min_g2 = new_theta, new_g2
-                        break
+            min_theta, min_g2, eta = yield from self.line_search(
+                st, goal, theta, g2, grad, eta, tol, cap
+            )
             # keep the best probe if it beats the line search
             if min_g2 <= min_g1:
                 theta, g2 = min_theta, min_g2
@@ -409,7 +364,7 @@ class OptAttack:
             st.record()
 
             if eta < cfg.eta_floor:  # eta collapsed: reset it, shrink beta, maybe stop
-                eta, beta, decays = cfg.eta, beta / 10.0, decays + 1
+                eta, beta, decays = eta_reset, beta / 10.0, decays + 1
                 if decays >= cfg.max_beta_decays:
                     st.stop_reason = "converged"
                     break
@@ -422,12 +377,15 @@ class OptAttack:
         mask: torch.Tensor | None = None,
         init: tuple[torch.Tensor, float] | None = None,
         device: str | torch.device | None = None,
+        initialiser: Initialiser | None = None,
     ) -> QueryProcess:
         """The attack on one clean video ``x [C, T, H, W]`` as a query process (see ``common``).
 
         Give ``candidates [N, C, T, H, W]`` (queried to find initial directions) or ``init =
         (theta, g)`` (a known adversarial direction and its ``g``). ``mask``: 0/1, broadcastable
-        to ``x``. Returns an :class:`AttackResult`.
+        to ``x``. ``initialiser(attack, state, goal, candidates)``: a query process that replaces
+        :meth:`initialise` (the key-frame search of Algorithm 1 plugs in here; it may narrow
+        ``state.mask``). Returns an :class:`AttackResult`.
         """
         t0 = time.perf_counter()
         dev = torch.device(device) if device is not None else x.device
@@ -447,6 +405,8 @@ class OptAttack:
                 if init is not None:
                     st.theta = normalize(init[0].detach().to(dev, torch.float32), mask_t)
                     st.g = float(init[1])
+                elif initialiser is not None:
+                    yield from initialiser(self, st, goal, candidates.to(dev, torch.float32))
                 else:
                     yield from self.initialise(st, goal, candidates)
                 st.record()
@@ -476,14 +436,14 @@ class OptAttack:
             queries_by_phase=dict(st.by_phase),
             distance=metrics.l2_distance(x, x_adv),
             map=metrics.mean_absolute_perturbation(x, x_adv),
-            map_star=metrics.mean_absolute_perturbation(x, x_adv, mask_t),
-            sparsity=metrics.sparsity(None if mask_t is None else mask_t.expand_as(x)),
+            map_star=metrics.mean_absolute_perturbation(x, x_adv, st.mask),
+            sparsity=metrics.sparsity(None if st.mask is None else st.mask.expand_as(x)),
             iterations=st.iterations,
             trace=st.trace,
             wall_time=time.perf_counter() - t0,
             attacked=attacked,
             goal=goal.describe(),
-            info={"config": asdict(self.config)},
+            info={"config": asdict(self.config), "optimizer": self.name, **st.info},
         )
 
     # -- convenience ------------------------------------------------------------------------------

@@ -1,0 +1,234 @@
+"""Algorithm 2 of the paper: salient regions, then key frames, then any optimizer on the mask.
+
+    M     <- SPATIAL(x, phi)                      saliency, no query (the clean video is ours)
+    M     <- Algorithm1(F, x, x_hat, M, omega)    key frames, for every candidate x_hat
+    theta <- normalize((x_hat - x) * M)           the best candidate's direction
+    theta <- optimise(theta) on directions masked by M
+
+The paper's three configurations are presets (:data:`PRESETS`): ``opt`` (no heuristic),
+``temporal`` (key frames, ``omega``) and ``temporal+spatial`` (``omega`` and ``phi``), with the
+paper's defaults (untargeted omega 3, phi 0.6; targeted omega 30, phi 0.8). The optimizer is
+one argument: ``opt`` (Opt-attack with the paper's constants), ``opt-authors`` (the authors'
+code's constants), ``opt-relative`` (Opt-attack with a signal-relative tolerance) or
+``sign-opt`` (Sign-OPT, one query a probe). :func:`make_attack` builds any combination.
+
+Query accounting: saliency costs none; frame importance and the key-frame search are
+initialisation queries (``init``), like the candidates' classes and boundary searches.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+
+import torch
+
+from hba_lib.attacks.common import AttackResult, drive, drive_many
+from hba_lib.attacks.opt_attack import OPT_PRESETS, OptAttack, OptAttackConfig, _State
+from hba_lib.attacks.sign_opt import SignOPT
+from hba_lib.goals import Goal, make_goal
+from hba_lib.heuristics.key_frames import ACCEPTANCE_RULES, select_key_frames
+from hba_lib.oracle import Oracle
+from hba_lib.queries import QueryProcess
+
+OPTIMIZERS = ("opt", "opt-authors", "opt-relative", "sign-opt")
+
+PRESETS: dict[str, dict[bool, dict[str, float | None]]] = {
+    "opt": {False: {"omega": None, "phi": 1.0}, True: {"omega": None, "phi": 1.0}},
+    "temporal": {False: {"omega": 3.0, "phi": 1.0}, True: {"omega": 30.0, "phi": 1.0}},
+    "temporal+spatial": {False: {"omega": 3.0, "phi": 0.6}, True: {"omega": 30.0, "phi": 0.8}},
+}
+"""The paper's configurations, by name and goal (``targeted``): omega (MAP bound, 0-255,
+``None``: no key-frame search) and phi (salient area ratio, 1: no spatial sparsity)."""
+
+
+def make_optimizer(name: str = "opt", **overrides) -> OptAttack:
+    """An optimizer by name (:data:`OPTIMIZERS`), with constant overrides."""
+    if name == "sign-opt":
+        return SignOPT(**overrides)
+    presets = {"opt": "paper", "opt-authors": "authors", "opt-relative": "relative"}
+    if name not in presets:
+        raise ValueError(f"unknown optimizer {name!r}; expected one of {OPTIMIZERS}")
+    return OptAttack(OptAttackConfig(**OPT_PRESETS[presets[name]]), **overrides)
+
+
+@dataclass
+class HeuristicConfig:
+    """The heuristics' constants: ``omega`` (MAP bound for key frames, 0-255; ``None``: no
+    key-frame search), ``phi`` (share of each frame's pixels kept by saliency; 1: none),
+    ``saliency`` (``spectral_residual`` or ``fine_grained``), ``saliency_backend`` (``torch``
+    or ``opencv``), ``acceptance`` (``paper`` or the authors' ``adversarial_once_under_omega``)."""
+
+    omega: float | None = 3.0
+    phi: float = 0.6
+    saliency: str = "spectral_residual"
+    saliency_backend: str = "torch"
+    acceptance: str = "paper"
+
+    def __post_init__(self) -> None:
+        if self.omega is not None and not self.omega >= 0:
+            raise ValueError(f"omega must be >= 0 or None, got {self.omega}")
+        if not 0.0 < self.phi <= 1.0:
+            raise ValueError(f"phi must be in (0, 1], got {self.phi}")
+        if self.acceptance not in ACCEPTANCE_RULES:
+            raise ValueError(f"acceptance must be one of {ACCEPTANCE_RULES}")
+
+
+class HeuristicAttack:
+    """Algorithm 2: saliency mask, key frames (Algorithm 1), then ``optimizer`` on the mask.
+
+    ``run`` / ``run_many`` / ``process`` as :class:`OptAttack`; every query goes through the
+    optimizer's counted, budgeted plumbing (its ``config.query_budget`` holds for the whole
+    attack, heuristics included).
+    """
+
+    def __init__(
+        self,
+        optimizer: OptAttack | str = "opt",
+        config: HeuristicConfig | None = None,
+        name: str | None = None,
+        **overrides,
+    ) -> None:
+        heur = {k: overrides.pop(k) for k in list(overrides) if k in HeuristicConfig.__annotations__}
+        self.heuristics = HeuristicConfig(**{**asdict(config or HeuristicConfig()), **heur})
+        self.optimizer = make_optimizer(optimizer, **overrides) if isinstance(optimizer, str) else (
+            optimizer)  # fmt: skip
+        self.name = name or self._default_name()
+
+    def _default_name(self) -> str:
+        h = self.heuristics
+        parts = [self.optimizer.name]
+        if h.omega is not None:
+            parts.append(f"temporal (omega {h.omega:g})")
+        if h.phi < 1.0:
+            parts.append(f"spatial (phi {h.phi:g})")
+        return " + ".join(parts)
+
+    @property
+    def config(self) -> OptAttackConfig:
+        """The optimizer's constants (``query_budget`` among them)."""
+        return self.optimizer.config
+
+    # -- Algorithm 2 ----------------------------------------------------------------------------
+    def spatial_mask(self, x: torch.Tensor) -> torch.Tensor | None:
+        """``SPATIAL(x, phi)``: the top-``phi`` salient pixels of each clean frame (no query)."""
+        h = self.heuristics
+        if h.phi >= 1.0:
+            return None
+        from hba_lib.heuristics.saliency import saliency_mask
+
+        return saliency_mask(x, h.phi, method=h.saliency, backend=h.saliency_backend)
+
+    def key_frame_initialiser(self, attack: OptAttack, st: _State, goal: Goal,
+                              candidates: torch.Tensor):  # fmt: skip
+        """Algorithm 1 for every adversarial candidate; the best (lowest MAP) seeds ``st``."""
+        h, cfg = self.heuristics, attack.config
+        spatial, cap = st.mask, attack._cap(st)  # st.mask narrows as key frames are found
+        ans = yield from attack._ask(st, candidates, "init")
+        searches = []
+        for i in goal.is_adversarial(ans.labels).nonzero().flatten().tolist():
+            found = yield from attack.delegate(st, select_key_frames(
+                st.x, candidates[i], goal, h.omega, spatial, cfg.tol, cap,
+                h.acceptance, cfg.targeted_grow, cfg.grid_points,
+            ))  # fmt: skip
+            searches.append((i, found))
+            best = min((f for _, f in searches), key=lambda f: (f.map, f.g))
+            if best.theta is not None and math.isfinite(best.g):
+                st.theta, st.g, st.mask = best.theta, best.g, best.mask
+        st.info["key_frames"] = {
+            "candidates": [i for i, _ in searches],
+            "searches": [f.as_dict() for _, f in searches],
+        }
+        if st.theta is not None:
+            best_i = min(range(len(searches)), key=lambda j: (searches[j][1].map,
+                                                              searches[j][1].g))  # fmt: skip
+            st.info["key_frames"]["chosen"] = searches[best_i][0]
+            st.info["key_frames"]["key_frames"] = searches[best_i][1].key_frames
+
+    def process(
+        self,
+        x: torch.Tensor,
+        goal: Goal,
+        candidates: torch.Tensor | None = None,
+        mask: torch.Tensor | None = None,
+        init: tuple[torch.Tensor, float] | None = None,
+        device: str | torch.device | None = None,
+    ) -> QueryProcess:
+        """Algorithm 2 on one clean video as a query process; returns an :class:`AttackResult`.
+
+        ``mask`` (optional) is multiplied into the saliency mask; ``init`` skips the
+        heuristics' search (the optimizer starts from it on the spatial mask).
+        """
+        dev = torch.device(device) if device is not None else x.device
+        spatial = self.spatial_mask(x.detach().to(dev, torch.float32))
+        if mask is not None:
+            mask = mask.to(dev, torch.float32)
+            spatial = mask if spatial is None else spatial * mask
+        use_key_frames = self.heuristics.omega is not None and init is None
+        result = yield from self.optimizer.process(
+            x, goal, candidates, spatial, init, dev,
+            initialiser=self.key_frame_initialiser if use_key_frames else None,
+        )  # fmt: skip
+        result.info["heuristics"] = asdict(self.heuristics)
+        result.info["attack"] = self.name
+        return result
+
+    # -- convenience ------------------------------------------------------------------------------
+    def run(
+        self,
+        oracle: Oracle,
+        x: torch.Tensor,
+        label: int,
+        target: int | None = None,
+        candidates: torch.Tensor | None = None,
+        mask: torch.Tensor | None = None,
+        init: tuple[torch.Tensor, float] | None = None,
+    ) -> AttackResult:
+        """Attack one video through ``oracle`` (its budget applies; its counts accumulate)."""
+        goal = make_goal(label, target)
+        return drive(self.process(x, goal, candidates, mask, init, oracle.device), oracle)
+
+    def run_many(
+        self,
+        oracle: Oracle,
+        xs: torch.Tensor,
+        labels: Sequence[int],
+        targets: Sequence[int | None] | None = None,
+        candidates: Sequence[torch.Tensor] | None = None,
+        masks: Sequence[torch.Tensor | None] | None = None,
+        inits: Sequence[tuple[torch.Tensor, float] | None] | None = None,
+    ) -> list[AttackResult]:
+        """Attack several videos in lockstep (one joint forward pass per step), each on its
+        own fork of ``oracle`` with ``config.query_budget``, as :meth:`OptAttack.run_many`."""
+        n = len(xs)
+        targets = targets or [None] * n
+        candidates = candidates or [None] * n
+        masks = masks or [None] * n
+        inits = inits or [None] * n
+        oracles = [oracle.fork(self.config.query_budget) for _ in range(n)]
+        procs = [
+            self.process(xs[i], make_goal(labels[i], targets[i]), candidates[i], masks[i],
+                         inits[i], oracle.device)
+            for i in range(n)
+        ]  # fmt: skip
+        return drive_many(procs, oracles)
+
+
+def make_attack(
+    name: str = "temporal+spatial", targeted: bool = False, optimizer: str | OptAttack = "opt",
+    **params,
+) -> HeuristicAttack:  # fmt: skip
+    """One of the paper's configurations (:data:`PRESETS`: ``opt``, ``temporal``,
+    ``temporal+spatial``) with its defaults for the goal, on ``optimizer``; ``params``
+    override heuristic constants (``omega``, ``phi``, ...) and optimizer constants
+    (``query_budget``, ``q``, ``seed``, ...)."""
+    if name not in PRESETS:
+        raise ValueError(f"unknown configuration {name!r}; expected one of {tuple(PRESETS)}")
+    heur = {**PRESETS[name][bool(targeted)]}
+    for key in list(params):
+        if key in HeuristicConfig.__annotations__:
+            heur[key] = params.pop(key)
+    opt_name = optimizer if isinstance(optimizer, str) else optimizer.name
+    label = f"{name} / {opt_name}"
+    return HeuristicAttack(optimizer, HeuristicConfig(**heur), name=label, **params)

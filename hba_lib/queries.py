@@ -1,0 +1,163 @@
+"""Query processes and the searches for ``g(theta)``: what attacks and heuristics share.
+
+A *query process* is a generator that yields a :class:`Request` (a batch of videos to ask the
+oracle about, and the phase to count them under) and is sent the oracle's
+:class:`~hba_lib.oracle.Answer`. It never holds the oracle: a driver does
+(``hba_lib.attacks.common.drive`` / ``drive_many``), which is what lets many videos, probes or
+key-frame trials share one forward pass.
+
+A *search* is a smaller generator: it yields the next ``lam`` to try along a direction
+``theta`` and is sent whether ``x + lam * theta`` was adversarial; it returns ``g(theta)``, the
+smallest adversarial ``lam`` it found (``inf`` on failure). The searches are those of
+Opt-attack (Cheng et al., ICLR 2019) as ``docs/algorithm.md`` fixes them; they read like the
+pseudo-code, and :func:`search_process` turns one into a query process.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Generator, Sequence
+from typing import Any, NamedTuple
+
+import numpy as np
+import torch
+
+from hba_lib.oracle import Answer
+
+
+class Request(NamedTuple):
+    """A batch of videos ``[n, C, T, H, W]`` to query, its phase, and queries to keep in reserve."""
+
+    points: torch.Tensor
+    phase: str
+    reserve: int = 0
+
+
+QueryProcess = Generator[Request, Answer, Any]
+
+# A search yields the next lam to query and is sent True when x + lam * theta is adversarial;
+# it returns g (the smallest adversarial lam it found, inf on failure).
+Search = Generator[float, bool, float]
+
+
+# -- the searches for g(theta) ---------------------------------------------------------------------
+def bisect(lo: float, hi: float, tol: float) -> Search:
+    """Halve ``[lo, hi]`` (``lo`` not adversarial, ``hi`` adversarial) until narrower than ``tol``;
+    return the adversarial end."""
+    while hi - lo > tol:
+        mid = (lo + hi) / 2.0
+        if (yield mid):
+            hi = mid
+        else:
+            lo = mid
+    return hi
+
+
+def untargeted_initial_search(
+    lam0: float, best: float, tol: float, known_adversarial: bool = False
+) -> Search:
+    """Fine-grained + binary search from ``lam0 = ||p||`` (or from ``best`` when smaller).
+
+    When ``best < lam0`` the point at ``best`` is queried first and the candidate is skipped
+    (``inf``) if it is not adversarial. Otherwise ``lam0`` is queried unless
+    ``known_adversarial`` (an unmasked candidate is itself the point at ``lam0``). Then bisect
+    ``[0, hi]`` to ``tol``.
+    """
+    if best < lam0:
+        if not (yield best):
+            return math.inf
+        hi = best
+    else:
+        hi = lam0
+        if not known_adversarial and not (yield hi):
+            return math.inf
+    lo = 0.0
+    return (yield from bisect(lo, hi, tol))
+
+
+def targeted_initial_search(
+    lam0: float,
+    tol: float,
+    cap: float,
+    known_adversarial: bool = False,
+    grow: float = 1.05,
+    grid_points: int = 100,
+) -> Search:
+    """Grow ``lam`` by x``grow`` until adversarial (``inf`` past ``cap``), scan a ``grid_points``
+    grid on ``[0, lam]`` for the first adversarial point, then bisect to ``tol``."""
+    lam = lam0
+    if not known_adversarial:
+        while not (yield lam):
+            lam *= grow
+            if lam > cap:
+                return math.inf
+    lo, hi = 0.0, lam
+    for v in np.linspace(0.0, lam, grid_points)[1:-1].tolist():  # the last point is lam itself
+        if (yield v):
+            hi = v
+            break
+        lo = v
+    return (yield from bisect(lo, hi, tol))
+
+
+def local_search(
+    lam0: float, tol: float, cap: float, grow: float = 1.01, shrink: float = 0.99
+) -> Search:
+    """``g(theta')`` near a known ``g(theta) = lam0``.
+
+    If ``lam0`` is not adversarial, raise the upper end by x``grow`` until it is (``inf`` past
+    ``cap``); otherwise lower the lower end by x``shrink`` until it is not. The bracket is the
+    last non-adversarial / adversarial pair seen; then bisect to ``tol``.
+    """
+    if (yield lam0):
+        hi, lo = lam0, lam0 * shrink
+        while (yield lo):
+            hi, lo = lo, lo * shrink
+            if lo < 1e-9:  # below this x + lo * theta is the clean video (checked not adversarial)
+                lo = 0.0
+                break
+    else:
+        lo, hi = lam0, lam0 * grow
+        while True:
+            if hi > cap:
+                return math.inf
+            if (yield hi):
+                break
+            lo, hi = hi, hi * grow
+    return (yield from bisect(lo, hi, tol))
+
+
+# -- helpers ---------------------------------------------------------------------------------------
+def points(
+    x: torch.Tensor, thetas: torch.Tensor, lams: Sequence[float], clip: bool = True
+) -> torch.Tensor:
+    """``clip(x + lam_i * theta_i)`` for a batch ``thetas [n, C, T, H, W]`` -> ``[n, C, T, H, W]``.
+
+    ``clip=False`` leaves the clipping to the oracle (it clips every query): one pass fewer.
+    """
+    lam = torch.tensor(lams, dtype=x.dtype, device=x.device).view(-1, 1, 1, 1, 1)
+    out = (lam * thetas).add_(x)  # same rounding as x + lam * theta, without a broadcast copy
+    return out.clamp_(0.0, 1.0) if clip else out
+
+
+def normalize(v: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    """``v * mask / ||v * mask||`` over the last four dims (works on one or a batch of videos)."""
+    if mask is not None:
+        v = v * mask
+    n = torch.linalg.vector_norm(v, dim=(-4, -3, -2, -1), keepdim=True)
+    return v / n.clamp_min(1e-30)
+
+
+
+
+def search_process(
+    x: torch.Tensor, theta: torch.Tensor, search: Search, goal: Any, phase: str = "init"
+) -> Generator[Request, Answer, float]:
+    """Run one search for ``g(theta)`` as a query process, one query per request."""
+    try:
+        lam = next(search)
+        while True:
+            ans = yield Request(points(x, theta.unsqueeze(0), [lam], clip=False), phase)
+            lam = search.send(bool(goal.is_adversarial(ans.labels)[0]))
+    except StopIteration as stop:
+        return stop.value
