@@ -220,3 +220,11 @@ def test_adversarial_videos_are_saved_compressed_on_request(tmp_path) -> None:
     assert float(torch.linalg.vector_norm(x_adv - x)) == pytest.approx(row["distance"], rel=1e-3)
     saved = store.with_name(store.name + ".adv") / row["adv_file"]
     assert saved.stat().st_size < x.numel() * 4  # smaller than x_adv in float32
+
+
+def test_cli_show_prints_status_and_the_metrics_table(reference, capsys) -> None:
+    from hba_lib.experiments.__main__ import main
+
+    assert main(["show", "--store", str(reference)]) == 0
+    out = capsys.readouterr().out
+    assert "'done': 4" in out and "FR %" in out and "opt-200" in out
