@@ -20,6 +20,7 @@ A sweep is written in YAML (``python -m hba_lib.experiments run --sweep sweep.ya
     attacks:                         # config name -> make_attack name and its params
       opt-1000: {attack: opt, query_budget: 1000}
       sign-opt-1000: {attack: opt, optimizer: sign-opt, query_budget: 1000}
+      ts-1000: {attack: temporal+spatial, query_budget: 1000}   # Algorithm 2, paper defaults
 
 A :class:`Job` is one attack on one video: everything needed to rebuild its inputs, so a job
 runs anywhere (another process, a Ray worker) and gives the same result. Its :func:`job_key`
