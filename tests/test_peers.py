@@ -64,6 +64,10 @@ def test_hop_skip_jump_from_the_same_start() -> None:
     assert res.success and res.label != y
     assert res.info["start_queries"] > 0
     assert res.distance <= res.info["start_distance"] + 1e-4  # it never moves away from its start
+    # its trace: the start's rows, then each closer adversarial clip ART queried, on one clock
+    qs, ds = [r.queries for r in res.trace], [r.distance for r in res.trace]
+    assert qs == sorted(qs) and 0 < qs[0] <= qs[-1] <= res.queries
+    assert ds == sorted(ds, reverse=True) and ds[0] == pytest.approx(res.info["start_distance"])
 
 
 def test_hop_skip_jump_mask_keeps_pixels() -> None:

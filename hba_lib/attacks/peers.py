@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 from hba_lib import metrics
-from hba_lib.attacks.common import AttackResult, validate_candidates, validate_video
+from hba_lib.attacks.common import AttackResult, TraceRow, validate_candidates, validate_video
 from hba_lib.attacks.opt_attack import OptAttack, OptAttackConfig
 from hba_lib.goals import make_goal
 from hba_lib.oracle import BudgetExhausted, Oracle
@@ -64,6 +64,7 @@ class HardLabelEstimator:
         self.best: torch.Tensor | None = None
         self.best_distance = math.inf
         self.exhausted = False
+        self.trace: list[TraceRow] = []  # (oracle.used, distance, MAP) at each new closest
         self.classifier = BlackBoxClassifier(
             self._predict, tuple(x.shape), nb_classes, clip_values=(0.0, 1.0)
         )
@@ -81,15 +82,23 @@ class HardLabelEstimator:
             k = int(torch.argmin(d))
             if float(d[k]) < self.best_distance:
                 self.best_distance, self.best = float(d[k]), videos[adv][k].clone()
+                self.trace.append(TraceRow(
+                    self.oracle.used, self.best_distance,
+                    metrics.mean_absolute_perturbation(self.x, self.best),
+                ))  # fmt: skip
         return np.eye(self.nb_classes, dtype=np.float32)[ans.labels.numpy()]
 
 
 def _finish(
     name: str, oracle: Oracle, x: torch.Tensor, goal, x_adv: torch.Tensor | None,
     stop_reason: str, t0: float, info: dict[str, Any], start_queries: int = 0,
-    mask: torch.Tensor | None = None,
+    mask: torch.Tensor | None = None, trace: list[TraceRow] | None = None,
 ) -> AttackResult:  # fmt: skip
-    """Final check on ``x_adv`` (counted) and the paper's metrics."""
+    """Final check on ``x_adv`` (counted) and the paper's metrics.
+
+    ``trace``: the closest adversarial video seen as queries went (``oracle.used`` at each),
+    made relative to ``start_queries``, so peers get MAP-against-queries curves as ours do.
+    """
     label, success = None, False
     if x_adv is None:
         x_adv = x
@@ -103,6 +112,7 @@ def _finish(
         except BudgetExhausted:
             pass
     counts = oracle.counts
+    rows = [TraceRow(q - start_queries, d, m) for q, d, m in (trace or [])]
     return AttackResult(
         x_adv=x_adv, success=success, label=label, stop_reason=stop_reason,
         queries=oracle.used - start_queries, queries_by_phase=counts,
@@ -110,6 +120,7 @@ def _finish(
         map_star=metrics.mean_absolute_perturbation(x, x_adv, mask),
         sparsity=metrics.sparsity(None if mask is None else mask.expand_as(x)),
         wall_time=time.perf_counter() - t0, goal=goal.describe(), info={"attack": name, **info},
+        trace=rows,
     )  # fmt: skip
 
 
@@ -154,7 +165,7 @@ def sign_opt_untargeted(
     info = {"closest_adversarial_seen": est.best_distance, "art_kwargs": kw}
     if x_adv is not None and metrics.l2_distance(x, x_adv) > 20:
         info["beyond_local_search_cap_20"] = True  # its line search could not have moved
-    return _finish("Sign-OPT", oracle, x, goal, x_adv, stop, t0, info, start)
+    return _finish("Sign-OPT", oracle, x, goal, x_adv, stop, t0, info, start, trace=est.trace)
 
 
 def hop_skip_jump(
@@ -202,4 +213,6 @@ def hop_skip_jump(
     except _Stop:
         stop, x_adv = "budget_exhausted", est.best
     info = {"start_distance": init.distance, "start_queries": init.queries, "art_kwargs": kw}
-    return _finish("HopSkipJump", oracle, x, goal, x_adv, stop, t0, info, start, mask)
+    first = [TraceRow(start + r.queries, r.distance, r.map) for r in init.trace]
+    return _finish("HopSkipJump", oracle, x, goal, x_adv, stop, t0, info, start, mask,
+                   trace=first + est.trace)  # fmt: skip
