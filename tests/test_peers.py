@@ -67,7 +67,8 @@ def test_hop_skip_jump_from_the_same_start() -> None:
     # its trace: the start's rows, then each closer adversarial clip ART queried, on one clock
     qs, ds = [r.queries for r in res.trace], [r.distance for r in res.trace]
     assert qs == sorted(qs) and 0 < qs[0] <= qs[-1] <= res.queries
-    assert ds == sorted(ds, reverse=True) and ds[0] == pytest.approx(res.info["start_distance"])
+    assert all(b <= a + 1e-5 for a, b in zip(ds, ds[1:]))
+    assert ds[0] == pytest.approx(res.info["start_distance"], rel=1e-5)
 
 
 def test_hop_skip_jump_mask_keeps_pixels() -> None:
