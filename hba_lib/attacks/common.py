@@ -14,7 +14,7 @@ When an oracle refuses a request for lack of budget, the driver throws
 
 from __future__ import annotations
 
-from collections.abc import Generator, Sequence
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -64,6 +64,7 @@ class AttackResult:
     iterations: int = 0
     trace: list[TraceRow] = field(default_factory=list)
     wall_time: float = 0.0
+    started: float | None = None  # time.perf_counter() at the start (attacks run together overlap)
     attacked: bool = True
     goal: str = ""
     info: dict[str, Any] = field(default_factory=dict)
@@ -92,11 +93,16 @@ def drive(process: QueryProcess, oracle: Oracle) -> Any:
         return stop.value
 
 
-def drive_many(processes: Sequence[QueryProcess], oracles: Sequence[Oracle]) -> list[Any]:
+def drive_many(
+    processes: Sequence[QueryProcess],
+    oracles: Sequence[Oracle],
+    on_step: Callable[[int], None] | None = None,
+) -> list[Any]:
     """Run several query processes in lockstep: one joint forward pass per step.
 
     ``oracles[i]`` answers and counts ``processes[i]``; they must be forks of one oracle.
-    Each process sees exactly the answers it would get from :func:`drive`.
+    Each process sees exactly the answers it would get from :func:`drive`. ``on_step(done)`` is
+    called after every joint step with the number of finished processes (a progress bar).
     """
     if len(processes) != len(oracles):
         raise ValueError(f"{len(processes)} processes but {len(oracles)} oracles")
@@ -121,6 +127,8 @@ def drive_many(processes: Sequence[QueryProcess], oracles: Sequence[Oracle]) -> 
             except StopIteration as stop:
                 results[i] = stop.value
                 del pending[i]
+        if on_step is not None:
+            on_step(len(processes) - len(pending))
     return results
 
 

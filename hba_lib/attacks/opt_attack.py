@@ -1,4 +1,4 @@
-"""Opt-attack (Cheng et al., ICLR 2019) for videos, as fixed by ``algorithm.md``.
+"""Opt-attack (Cheng et al., ICLR 2019) for videos, as fixed by ``docs/algorithm.md``.
 
 The attack searches for the direction ``theta`` (unit L2, video-shaped) that minimises
 ``g(theta)``, the distance to the decision boundary along ``theta``:
@@ -59,7 +59,7 @@ Search = Generator[float, bool, float]
 
 @dataclass
 class OptAttackConfig:
-    """Every constant of the attack (``algorithm.md``); report these beside every MQ.
+    """Every constant of the attack (``docs/algorithm.md``); report these beside every MQ.
 
     - ``q``: random probes per gradient estimate; ``beta``: probe step (smoothing).
     - ``eta``: initial line-search step (carried over between iterations, reset on a collapse);
@@ -481,6 +481,7 @@ class OptAttack:
             iterations=st.iterations,
             trace=st.trace,
             wall_time=time.perf_counter() - t0,
+            started=t0,
             attacked=attacked,
             goal=goal.describe(),
             info={"config": asdict(self.config)},
@@ -510,10 +511,12 @@ class OptAttack:
         candidates: Sequence[torch.Tensor] | None = None,
         masks: Sequence[torch.Tensor | None] | None = None,
         inits: Sequence[tuple[torch.Tensor, float] | None] | None = None,
+        progress: bool = True,
     ) -> list[AttackResult]:
         """Attack several videos in lockstep, each on a fresh fork of ``oracle`` with
         ``config.query_budget``: one joint forward pass answers all their pending requests.
-        Each result equals what :meth:`run` gives on its own fresh oracle."""
+        Each result equals what :meth:`run` gives on its own fresh oracle. ``progress``: a
+        progress bar of the queries spent (out of the budgets, when there is one)."""
         n = len(xs)
         targets = targets or [None] * n
         candidates = candidates or [None] * n
@@ -525,4 +528,19 @@ class OptAttack:
                          inits[i], oracle.device)
             for i in range(n)
         ]  # fmt: skip
-        return drive_many(procs, oracles)
+        if not progress:
+            return drive_many(procs, oracles)
+        from tqdm.auto import tqdm
+
+        budget = self.config.query_budget
+        with tqdm(total=None if budget is None else budget * n, unit="query", desc="Opt-attack",
+                  mininterval=0.5) as bar:  # fmt: skip
+
+            def step(done: int) -> None:
+                bar.update(sum(o.used for o in oracles) - bar.n)
+                bar.set_postfix_str(f"{done}/{n} videos done", refresh=False)
+
+            results = drive_many(procs, oracles, on_step=step)
+            bar.total = bar.n  # videos that stopped early leave part of their budget unspent
+            bar.refresh()
+        return results
