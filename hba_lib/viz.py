@@ -369,13 +369,17 @@ def g_theta_search(
 
 
 def _plain_log_axis(ax: plt.Axes) -> None:
-    """Plain numbers (``15``, not ``1.5x10^1``) on a log y axis; every minor tick labelled when
-    the axis spans less than a decade, else only 2 and 5."""
+    """Plain numbers (``15``, not ``1.5x10^1``) on a log y axis: evenly spread ticks when the
+    axis spans less than a decade, else the decades with 2 and 5 between them."""
     lo, hi = ax.get_ylim()
-    narrow = hi / max(lo, 1e-12) < 10
-    ax.yaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:g}"))
-    ax.yaxis.set_minor_formatter(ticker.FuncFormatter(
-        lambda v, _: f"{v:g}" if narrow or f"{v:g}"[0] in "25" else ""))  # fmt: skip
+    plain = ticker.FuncFormatter(lambda v, _: f"{v:g}")
+    if hi / max(lo, 1e-12) < 10:
+        ax.yaxis.set_major_locator(ticker.MaxNLocator(nbins=6))
+        ax.yaxis.set_minor_locator(ticker.NullLocator())
+        ax.yaxis.set_major_formatter(plain)
+    else:
+        ax.yaxis.set_major_formatter(plain)
+        ax.yaxis.set_minor_formatter(ticker.FuncFormatter(lambda v, _: f"{v:g}" if f"{v:g}"[0] in "25" else ""))
 
 
 def distance_vs_queries(results: Sequence[Any], names: Sequence[str], title: str) -> plt.Figure:
