@@ -18,7 +18,12 @@ def pytest_runtest_makereport(item, call):
     outcome = yield
     report = outcome.get_result()
     cell = getattr(item, "cell", None)
-    if call.when != "call" or not report.passed or cell is None or type(item).__name__ != "IPyNbCell":
+    if (
+        call.when != "call"
+        or not report.passed
+        or cell is None
+        or type(item).__name__ != "IPyNbCell"
+    ):
         return
     wanted = cell.source.count(SHOW_CALL)
     got = png_outputs(getattr(item, "test_outputs", None))

@@ -60,7 +60,11 @@ def _target(name: str, suffix: str, folder: Path | None) -> Path:
     out_dir = paths.ensure_dir(Path(folder) if folder is not None else paths.output_dir())
     if out_dir not in _announced and folder is None:
         _announced.add(out_dir)
-        shown = out_dir.relative_to(paths.REPO_ROOT) if out_dir.is_relative_to(paths.REPO_ROOT) else out_dir
+        shown = (
+            out_dir.relative_to(paths.REPO_ROOT)
+            if out_dir.is_relative_to(paths.REPO_ROOT)
+            else out_dir
+        )
         print(f"[hba] this run's figures and tables go to {shown}/")
     return out_dir / (name if name.endswith(suffix) else f"{name}{suffix}")
 
@@ -166,7 +170,9 @@ def amplify(perturbation: torch.Tensor, gain: float | None = None) -> torch.Tens
     return (0.5 + gain * p).clamp(0, 1)
 
 
-def first_of_each_class(labels: Sequence[int], num_classes: int, max_classes: int = 12) -> list[int]:
+def first_of_each_class(
+    labels: Sequence[int], num_classes: int, max_classes: int = 12
+) -> list[int]:
     """Index of the first clip of each class (the first ``max_classes`` classes that have one)."""
     labels = np.asarray(labels)
     out = []
@@ -220,7 +226,9 @@ def synthetic_tracks(size: int = 32, per_class: int = 6, seed: int = 0) -> plt.F
                 ax.scatter(track.cx[:1], track.cy[:1], s=14, color=colours[j])
             ax.set_title(synthetic.CLASSES[label], fontsize=10)
             ax.set(xlim=(0, size), ylim=(size, 0), aspect="equal")
-        fig.suptitle("object centre over 16 frames (dot: frame 0); rotate, grow and shrink stay in place")
+        fig.suptitle(
+            "object centre over 16 frames (dot: frame 0); rotate, grow and shrink stay in place"
+        )
         fig.tight_layout()
     return fig
 
@@ -259,7 +267,9 @@ def one_frame_is_not_enough(dataset: Any, frame: int = 8, max_classes: int = 12)
     for ax in axes.flat:
         ax.set_axis_off()
     for n, k in enumerate(classes):
-        sel = np.asarray(dataset.videos[np.flatnonzero(labels == k)[:200].tolist()])  # [n, T, H, W, C]
+        sel = np.asarray(
+            dataset.videos[np.flatnonzero(labels == k)[:200].tolist()]
+        )  # [n, T, H, W, C]
         still = sel[:, frame].mean(axis=(0, -1)) / 255
         motion = (sel[:, -1].astype(np.float32) - sel[:, 0]).mean(axis=(0, -1)) / 255
         a, b = axes[n // cols, 2 * (n % cols)], axes[n // cols, 2 * (n % cols) + 1]
@@ -274,11 +284,15 @@ def one_frame_is_not_enough(dataset: Any, frame: int = 8, max_classes: int = 12)
         "last minus first frame (red +, blue -) shows the motion",
         fontsize=11,
     )
-    fig.subplots_adjust(wspace=0.08, hspace=0.4, top=1 - 0.75 / height, bottom=0.02, left=0.02, right=0.98)
+    fig.subplots_adjust(
+        wspace=0.08, hspace=0.4, top=1 - 0.75 / height, bottom=0.02, left=0.02, right=0.98
+    )
     return fig
 
 
-def uniform_sampling(snippet: np.ndarray, indices: Sequence[int], n_decoded: int, name: str) -> plt.Figure:
+def uniform_sampling(
+    snippet: np.ndarray, indices: Sequence[int], n_decoded: int, name: str
+) -> plt.Figure:
     """The decoded frames of a clip (grey ticks), the 16 sampled (red), and the sampled frames."""
     fig = plt.figure(figsize=(12, 2.1))
     ax = fig.add_axes([0.03, 0.72, 0.94, 0.14])
@@ -287,7 +301,9 @@ def uniform_sampling(snippet: np.ndarray, indices: Sequence[int], n_decoded: int
     ax.set_xlim(-1, n_decoded)
     ax.set_yticks([])
     ax.tick_params(labelsize=8)
-    ax.set_title(f"{name}: {n_decoded} decoded frames (grey), the {len(indices)} sampled (red)", fontsize=10)
+    ax.set_title(
+        f"{name}: {n_decoded} decoded frames (grey), the {len(indices)} sampled (red)", fontsize=10
+    )
     n = len(indices)
     for i in range(n):
         a = fig.add_axes([0.03 + i * 0.94 / n, 0.0, 0.94 / n - 0.004, 0.5])
@@ -338,7 +354,9 @@ def plot_table1(df: Any) -> plt.Figure:
             ax.hlines(ch, x - 0.45, x + 0.45, colors="k", linestyles=":")
         ax.set_xticks(xs, labels)
         ax.set(ylabel="test clip accuracy (%)", ylim=(0, 105), title="Table 1 (dotted: chance)")
-        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.25), ncol=2, fontsize=9, frameon=False)
+        ax.legend(
+            loc="upper center", bbox_to_anchor=(0.5, -0.25), ncol=2, fontsize=9, frameon=False
+        )
         fig.tight_layout()
     return fig
 
@@ -359,7 +377,9 @@ def g_theta_search(
         ax.scatter(grid[~adv], probs[~adv], c="tab:blue", s=16, label="not adversarial", zorder=3)
         ax.scatter(grid[adv], probs[adv], c="tab:red", s=16, label="adversarial", zorder=3)
         for k, (lam, a) in enumerate(steps):
-            ax.axvline(lam, color="tab:red" if a else "tab:blue", alpha=0.25 + 0.75 * k / len(steps), lw=1)
+            ax.axvline(
+                lam, color="tab:red" if a else "tab:blue", alpha=0.25 + 0.75 * k / len(steps), lw=1
+            )
         ax.axvline(g, color="k", ls="--", label=f"g(theta) = {g:.3f}")
         ax.set(xlabel="lambda (L2 distance in [0, 1] units)", ylabel="top-1 probability", ylim=(0, 1.05),
                title=f"{goal}: the search queried {len(steps)} points (vertical lines, light to dark)")  # fmt: skip
@@ -379,7 +399,9 @@ def _plain_log_axis(ax: plt.Axes) -> None:
         ax.yaxis.set_major_formatter(plain)
     else:
         ax.yaxis.set_major_formatter(plain)
-        ax.yaxis.set_minor_formatter(ticker.FuncFormatter(lambda v, _: f"{v:g}" if f"{v:g}"[0] in "25" else ""))
+        ax.yaxis.set_minor_formatter(
+            ticker.FuncFormatter(lambda v, _: f"{v:g}" if f"{v:g}"[0] in "25" else "")
+        )
 
 
 def distance_vs_queries(results: Sequence[Any], names: Sequence[str], title: str) -> plt.Figure:
@@ -389,7 +411,9 @@ def distance_vs_queries(results: Sequence[Any], names: Sequence[str], title: str
         fig, axes = plt.subplots(1, 2, figsize=(11.5, 3.8))
         for c, name, r in zip(colours, names, results):
             qs = [row.queries for row in r.trace]
-            axes[0].plot(qs, [row.distance for row in r.trace], marker=".", ms=4, color=c, label=name)
+            axes[0].plot(
+                qs, [row.distance for row in r.trace], marker=".", ms=4, color=c, label=name
+            )
             axes[1].plot(qs, [row.map for row in r.trace], marker=".", ms=4, color=c)
         axes[0].set_ylabel("L2 distance g(theta)")
         axes[1].set_ylabel("MAP (0-255)")
@@ -405,7 +429,10 @@ def distance_vs_queries(results: Sequence[Any], names: Sequence[str], title: str
 
 
 def success_vs_queries(
-    results: Sequence[Any], max_queries: int, title: str, limits: Sequence[float | None] = (None, 10.0, 5.0)
+    results: Sequence[Any],
+    max_queries: int,
+    title: str,
+    limits: Sequence[float | None] = (None, 10.0, 5.0),
 ) -> plt.Figure:
     """Share of videos fooled within each number of queries (any MAP, and MAP under limits)."""
     from hba_lib import metrics

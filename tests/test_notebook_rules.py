@@ -23,7 +23,12 @@ import pytest
 from hba_lib import exercises, paths
 
 NOTEBOOK_SOURCES = sorted(paths.NOTEBOOKS.glob("[0-9][0-9]_*.py"))
-LEARN, TIME, SUMMARY, EXERCISES = "## What you will learn", "**Time to run:**", "## Summary", "## Exercises"
+LEARN, TIME, SUMMARY, EXERCISES = (
+    "## What you will learn",
+    "**Time to run:**",
+    "## Summary",
+    "## Exercises",
+)
 
 
 def _cells(source):
@@ -38,17 +43,23 @@ def _number(source) -> str:
 def test_objectives_cost_summary_and_exercises_headings(source):
     md = [c.source for c in _cells(source) if c.cell_type == "markdown"]
     first = md[0] if md else ""
-    assert first.startswith(f"# {_number(source)} "), f"{source.name}: first cell is the '# NN · title'"
+    assert first.startswith(f"# {_number(source)} "), (
+        f"{source.name}: first cell is the '# NN · title'"
+    )
     assert LEARN in first and TIME in first, (
         f"{source.name}: the first markdown cell says '{LEARN}' (bullets) and '{TIME} ...'"
     )
 
     def where(heading):
-        hits = [i for i, text in enumerate(md) if re.search(rf"^{re.escape(heading)}\s*$", text, re.M)]
+        hits = [
+            i for i, text in enumerate(md) if re.search(rf"^{re.escape(heading)}\s*$", text, re.M)
+        ]
         assert hits, f"{source.name}: no markdown heading '{heading}'"
         return hits[0]
 
-    assert where(SUMMARY) <= where(EXERCISES), f"{source.name}: '{SUMMARY}' comes before '{EXERCISES}'"
+    assert where(SUMMARY) <= where(EXERCISES), (
+        f"{source.name}: '{SUMMARY}' comes before '{EXERCISES}'"
+    )
     assert not any(re.search(r"^## ", t, re.M) for t in md[where(EXERCISES) + 1 :]), (
         f"{source.name}: the exercises end the notebook (no '## ' section after them)"
     )
@@ -88,7 +99,9 @@ def test_links_and_notebook_references_resolve(source):
     text = source.read_text()
     for link in re.findall(r"\(\.\./([^)\s]+\.md)\)", text):
         assert (paths.REPO_ROOT / link).exists(), f"{source.name} links to missing {link}"
-    assert not re.search(r"(?<!docs/)\balgorithm\.md", text), f"{source.name}: write docs/algorithm.md"
+    assert not re.search(r"(?<!docs/)\balgorithm\.md", text), (
+        f"{source.name}: write docs/algorithm.md"
+    )
     existing = {p.name[:2] for p in NOTEBOOK_SOURCES}
     for ref in re.findall(r"\bnotebooks? (\d\d)\b", text, re.I):
         assert ref in existing, f"{source.name} refers to notebook {ref}, which does not exist yet"

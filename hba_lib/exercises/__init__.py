@@ -192,7 +192,9 @@ def word(
     return checker
 
 
-def choice(correct: str, reasons: Mapping[str, str], explain: str) -> Callable[[Any], tuple[bool, str]]:
+def choice(
+    correct: str, reasons: Mapping[str, str], explain: str
+) -> Callable[[Any], tuple[bool, str]]:
     """A checker for a multiple-choice letter; every wrong letter has its reason."""
 
     def checker(answer: Any) -> tuple[bool, str]:
