@@ -30,8 +30,8 @@
 #   so the whole project runs on a fresh machine with no download;
 # - how 16 frames are sampled **uniformly** from a real UCF-101 / HMDB-51 clip.
 #
-# **Time to run:** about 15 s on 2 CPU cores at the defaults (32 x 32 frames; the first run
-# also generates the data set, a few seconds). At paper scale (`params/01_data_full.yaml`,
+# **Time to run:** about 20 s on 2 CPU cores at the defaults (32 x 32 frames); the first run
+# also generates the data set (about 20 s more). At paper scale (`params/01_data_full.yaml`,
 # 112 x 112) about 1 minute. **Needs:** nothing from earlier notebooks.
 #
 # Terms in bold are defined in [`docs/glossary.md`](../docs/glossary.md).

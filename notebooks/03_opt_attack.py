@@ -34,7 +34,7 @@
 #   and when it stops;
 # - the paper's metrics, **FR**, **MQ**, **MAP**, **MAP\***, **S**, on a handful of attacked videos.
 #
-# **Time to run:** about 1-2 minutes on 2 CPU cores at the defaults (4 videos, 2,500 queries
+# **Time to run:** under a minute on 2 CPU cores at the defaults (4 videos, 2,500 queries
 # each, against the default small C3D). At paper scale (`params/03_opt_attack_full.yaml`)
 # hours; use a GPU. **Needs:** a trained model: the committed default checkpoint, or
 # notebook 02's run folder for `checkpoint`.
