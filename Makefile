@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.hba-installed
 
-.PHONY: setup demo test lint sync bench clean
+.PHONY: setup demo figures test lint sync bench clean
 
 setup: $(STAMP)
 
@@ -15,6 +15,10 @@ $(STAMP): pyproject.toml
 
 demo: $(STAMP)
 	$(PY) -m hba_lib.demo
+
+# the committed figures/: the notebook sequence at its defaults (the same run as `make demo`)
+figures: $(STAMP)
+	$(PY) -m hba_lib.demo --figures figures
 
 test: $(STAMP)
 	$(PY) -m ruff check .

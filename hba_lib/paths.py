@@ -1,8 +1,20 @@
-"""Project paths, resolved from the package (never from the working directory)."""
+"""Project paths, resolved from the package (never from the working directory).
+
+Where a run writes its figures and tables (:func:`output_dir`):
+
+- ``figures/`` (committed) only when the run asks for it: ``HBA_FIGURES_DIR=figures``, which
+  ``make demo`` / ``make figures`` set for the default run;
+- else the folder named by ``HBA_FIGURES_DIR`` (``python -m hba_lib.demo --params full`` sets it
+  to the folder beside its executed notebooks);
+- else one folder per Python process under the git-ignored ``runs/``:
+  ``runs/<date>-<time>-<pid>/figures``, so a JupyterLab session, a papermill run at other
+  parameters or a test run never touch the committed figures.
+"""
 
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -11,13 +23,45 @@ FIGURES = REPO_ROOT / "figures"
 NOTEBOOKS = REPO_ROOT / "notebooks"
 PARAMS = REPO_ROOT / "params"
 RUNS = REPO_ROOT / "runs"
+DOCS = REPO_ROOT / "docs"
 CHECKPOINTS = PACKAGE_DIR / "checkpoints"
 CACHE = Path(os.environ.get("HBA_CACHE", REPO_ROOT / ".cache"))
 SHARED = REPO_ROOT.parent / "shared"
 REAL_DATA = SHARED / "real_data"
+
+#: environment variable naming the folder for this run's figures and tables
+FIGURES_DIR_ENV = "HBA_FIGURES_DIR"
+
+_session_dir: Path | None = None
 
 
 def ensure_dir(path: Path) -> Path:
     """Create ``path`` (and parents) if missing and return it."""
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def resolve(path: str | os.PathLike) -> Path:
+    """A user-given path: absolute as is; relative to the working directory if it exists there,
+    else relative to the repository root (notebooks run with ``--cwd notebooks``)."""
+    p = Path(path).expanduser()
+    if p.is_absolute() or p.exists():
+        return p
+    return REPO_ROOT / p
+
+
+def output_dir() -> Path:
+    """The folder this run writes figures and tables to (see the module docstring)."""
+    global _session_dir
+    env = os.environ.get(FIGURES_DIR_ENV, "").strip()
+    if env:
+        p = Path(env).expanduser()
+        return p if p.is_absolute() else REPO_ROOT / p
+    if _session_dir is None:
+        _session_dir = RUNS / f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}" / "figures"
+    return _session_dir
+
+
+def writes_committed_figures() -> bool:
+    """True when this run writes to the committed ``figures/`` (the default run only)."""
+    return output_dir().resolve() == FIGURES.resolve()

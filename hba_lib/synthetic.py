@@ -189,8 +189,15 @@ def generate(
     seed: int = 0,
     num_frames: int = NUM_FRAMES,
     noise: float = 0.03,
+    progress: bool | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Generate a whole split: (uint8 videos ``[N, T, H, W, 3]``, int64 labels ``[N]``)."""
+    """Generate a whole split: (uint8 videos ``[N, T, H, W, 3]``, int64 labels ``[N]``).
+
+    ``progress``: a progress bar (``None``: only when the split takes more than a few seconds,
+    e.g. 112 x 112 clips).
+    """
+    from tqdm.auto import tqdm
+
     if split not in _SPLIT_ID:
         raise ValueError(f"split must be 'train' or 'test', got {split!r}")
     n = DEFAULT_N_PER_CLASS[split] if n_per_class is None else int(n_per_class)
@@ -199,7 +206,10 @@ def generate(
     k = len(CLASSES)
     labels = np.arange(n * k, dtype=np.int64) % k
     videos = np.empty((n * k, num_frames, size, size, 3), np.uint8)
-    for i, label in enumerate(labels):
+    if progress is None:
+        progress = n * k * num_frames * size * size > 40_000_000  # about 3 s on one core
+    bar = tqdm(labels, desc=f"synthetic {split} {size}px", unit="clip", disable=not progress)
+    for i, label in enumerate(bar):
         rng = np.random.default_rng([seed, _SPLIT_ID[split], i])
         videos[i] = generate_clip(int(label), rng, size, num_frames, noise)
     return videos, labels

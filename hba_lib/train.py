@@ -488,8 +488,9 @@ def table1(
 
 
 def save_table1(df: Any, name: str = "table1", folder: Path | None = None) -> tuple[Path, Path]:
-    """Print Table 1 and save it as ``<name>.md`` and ``<name>.csv`` under ``figures/``."""
-    folder = paths.ensure_dir(Path(folder) if folder is not None else paths.FIGURES)
+    """Print Table 1 and save it as ``<name>.md`` and ``<name>.csv`` in ``folder`` or this run's
+    output folder (``figures/`` for the default run only, see ``hba_lib.paths.output_dir``)."""
+    folder = paths.ensure_dir(Path(folder) if folder is not None else paths.output_dir())
     md = _markdown(df)
     print(md)
     (folder / f"{name}.md").write_text(md + "\n")
@@ -504,46 +505,18 @@ def _markdown(df: Any) -> str:
     return "\n".join(lines)
 
 
-def plot_history(histories: dict[str, list[dict[str, float]]]) -> Any:
-    """Loss and accuracy curves (train loss; train and test accuracy) of one or more runs."""
-    import matplotlib.pyplot as plt
+def plot_history(histories: dict[str, list[dict[str, float]]], highlight=()) -> Any:
+    """Loss and accuracy curves of one or more runs (moved to :func:`hba_lib.viz.plot_history`)."""
+    from hba_lib import viz
 
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.5))
-    for name, hist in histories.items():
-        ep = [h["epoch"] for h in hist]
-        ax1.plot(ep, [h["train_loss"] for h in hist], marker="o", label=name)
-        (line,) = ax2.plot(ep, [h["test_acc"] for h in hist], marker="o", label=f"{name} test")
-        ax2.plot(
-            ep,
-            [h["train_acc"] for h in hist],
-            ls="--",
-            color=line.get_color(),
-            label=f"{name} train",
-        )
-    ax1.set(xlabel="epoch", ylabel="cross-entropy", title="training loss")
-    ax2.set(xlabel="epoch", ylabel="clip accuracy", title="accuracy", ylim=(0, 1.02))
-    ax1.legend()
-    ax2.legend(fontsize=8)
-    fig.tight_layout()
-    return fig
+    return viz.plot_history(histories, highlight)
 
 
 def plot_table1(df: Any) -> Any:
-    """Bar chart of Table 1: accuracy vs the shuffled-frame control, per model and data set."""
-    import matplotlib.pyplot as plt
+    """Bar chart of Table 1 (moved to :func:`hba_lib.viz.plot_table1`)."""
+    from hba_lib import viz
 
-    fig, ax = plt.subplots(figsize=(1.6 + 1.4 * max(1, len(df)), 3.5))
-    labels = [f"{m}\n{d}" for m, d in zip(df["model"], df["dataset"])]
-    xs = np.arange(len(df))
-    ax.bar(xs - 0.2, df["accuracy_%"], 0.4, label="clips in order")
-    ax.bar(xs + 0.2, df["shuffled_frames_%"], 0.4, label="frames shuffled in time")
-    for x, c in zip(xs, df["chance_%"]):
-        ax.hlines(c, x - 0.45, x + 0.45, colors="k", linestyles=":")
-    ax.set_xticks(xs, labels)
-    ax.set(ylabel="test clip accuracy (%)", ylim=(0, 105), title="Table 1 (dotted: chance)")
-    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.22), ncol=2, fontsize=8)
-    fig.tight_layout()
-    return fig
+    return viz.plot_table1(df)
 
 
 # --------------------------------------------------------------------------- CLI

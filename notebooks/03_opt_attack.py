@@ -14,36 +14,33 @@
 #     name: python3
 # ---
 
+# %%
+
 # %% [markdown]
 # # 03 · The black box and the Opt-attack baseline
 #
 # The attacker of the paper sees a video classifier only through its **top-1 label and that
 # label's probability**: no logits, no gradients, no other classes. Every such answer is a
 # **query**, and the paper's main cost measure (MQ) is the number of queries an attack needs.
-#
-# In `hba_lib` that view of the model is one object, `hba_lib.oracle.Oracle`: it answers a batch
-# of videos with `(labels, probs)`, counts every video it evaluates (by phase: initialisation,
-# optimisation, checks), enforces a query budget exactly, and offers no way back to the model.
-# The attack goal (`hba_lib.goals.Untargeted` / `Targeted`) and the attack
-# (`hba_lib.attacks.OptAttack`) are separate objects.
-#
 # The paper builds on **Opt-attack** (Cheng et al., ICLR 2019): instead of searching for the
-# adversarial video itself, it searches for a **direction** `theta` (a unit-norm video-shaped
-# tensor) and minimises
+# adversarial video itself, it searches for a **direction** in which the clean video is
+# closest to another class.
 #
-# $$g(\theta) = \min\{\lambda > 0 : F(x + \lambda\theta) \neq y\},$$
+# ## What you will learn
+# - the black-box **oracle**: what the attacker may see, and how every query is counted;
+# - **g(theta)**, the distance to the decision boundary along a direction, and how label
+#   answers alone measure it (a picture first, then the equation);
+# - how Opt-attack improves the direction with random probes (eq. (1)) and steps (eq. (2)),
+#   and when it stops;
+# - the paper's metrics, **FR**, **MQ**, **MAP**, **MAP\***, **S**, on a handful of attacked videos.
 #
-# the distance from the clean video `x` to the decision boundary along `theta`. `g` is found
-# with label queries alone (a binary search along the ray), and it is minimised with a random
-# gradient-free estimate (eq. (1) of the paper). This notebook
-# 1. draws the boundary search along one direction;
-# 2. attacks a handful of correctly classified synthetic test videos with the default C3D;
-# 3. plots distance against queries, shows clean / adversarial / perturbation frames (the
-#    paper's Figure 2 style), and tabulates FR, MQ and MAP.
+# **Time to run:** under a minute on 2 CPU cores at the defaults (4 videos, 2,500 queries
+# each, against the default small C3D). At paper scale (`params/03_opt_attack_full.yaml`)
+# hours; use a GPU. **Needs:** a trained model: the committed default checkpoint, or
+# notebook 02's run folder for `checkpoint`.
 #
-# Defaults are CPU-small (a few minutes): a **query budget** of a few thousand per video stops
-# the attack well before it converges (the prototype of `algorithm.md` converged at a median of
-# 10.6k queries). `params/03_opt_attack_full.yaml` runs it at paper scale.
+# Terms in bold are defined in [`docs/glossary.md`](../docs/glossary.md); every constant of the
+# attack is fixed in [`docs/algorithm.md`](../docs/algorithm.md).
 
 # %% tags=["parameters"]
 model_name = "c3d"  # the committed default checkpoint ("c3d" or "lrcn")
@@ -63,86 +60,105 @@ threads = 1
 device = "cpu"
 
 # %%
-import matplotlib.pyplot as plt
+import math
+
 import numpy as np
 import torch
 
-from hba_lib import metrics, viz
+from hba_lib import exercises, metrics, viz
 from hba_lib.attacks import OptAttack, OptAttackConfig, attack_set, run_search
-from hba_lib.attacks.opt_attack import untargeted_initial_search
+from hba_lib.attacks.opt_attack import targeted_initial_search, untargeted_initial_search
 from hba_lib.datasets import get_dataset
-from hba_lib.goals import Untargeted
+from hba_lib.goals import make_goal
 from hba_lib.models import load_default_model, load_model_checkpoint
 from hba_lib.oracle import Oracle
 
 torch.set_num_threads(threads)
 if checkpoint:
     model = load_model_checkpoint(checkpoint, device=device)
+    model_label = checkpoint.rstrip("/").split("/")[-2] if "/" in checkpoint else checkpoint
 else:
     model = load_default_model(model_name, device=device)
+    model_label = f"default {model_name}"
+goal_name = "targeted" if targeted else "untargeted"
 data = get_dataset(dataset, "test", **({"size": size} if dataset == "synthetic" else {}))
 chosen = attack_set(data, model, n_videos, num_candidates, targeted=targeted, seed=seed)
 print(data)
+print(f"model: {model_label}; goal: {goal_name}")
 print("attacking test videos", chosen.indices, "classes", [data.classes[y] for y in chosen.labels])
+if targeted:
+    print("targets:", [data.classes[t] for t in chosen.targets])
 
 # %% [markdown]
 # ## The oracle: what the attacker sees
 #
 # One oracle per attacked video, so its counter is that video's query count. Asking it about
-# the clean video and the candidate videos costs one query each.
+# the clean video and the candidate videos costs one query per video.
 
 # %%
-x, y = chosen.xs[0], chosen.labels[0]
+x, y, target = chosen.xs[0], chosen.labels[0], chosen.targets[0]
+goal = make_goal(y, target)
 oracle = Oracle(model)
 answer = oracle(x, "check")
 print(f"clean video: label {int(answer.labels[0])} ({data.classes[int(answer.labels[0])]}), "
       f"p = {float(answer.probs[0]):.3f}; true class {y}")
 cand = oracle(chosen.candidates[0], "init")
-print("candidates' labels:", cand.labels.tolist())
+print("candidates' labels:", cand.labels.tolist(), "| goal:", goal.describe())
 print("queries so far:", oracle.counts)
 
 # %% [markdown]
-# ## g(theta) along one direction
+# ## One direction, one picture
 #
-# Take a candidate video `x_hat` of another class, `p = x_hat - x` and `theta = p / ||p||`:
-# at `lambda = ||p||` the ray reaches `x_hat`, adversarial by construction. Below, the oracle's
-# answers on a grid of `lambda` (for the picture only: 40 extra queries), and the points that
-# the fine-grained + binary search of the attack actually queries: it halves the bracket
-# until it is narrower than `tol`, so `g(theta)` costs `log2(||p|| / tol)` queries.
+# Take a **candidate** video `x_hat` that the oracle already answers as the goal wants (another
+# class, or the target class), and the ray from the clean video `x` towards it:
+# `p = x_hat - x`, `theta = p / ||p||`. At `lambda = 0` the ray is at `x`; at `lambda = ||p||`
+# it reaches `x_hat`, adversarial by construction. Somewhere between, the answer changes. Below:
+# the oracle's answers on a grid of `lambda` (for the picture only: 40 extra queries on another
+# oracle), and, as vertical lines, the points the attack's own search queries.
 
 # %%
-goal = Untargeted(y)
-i = int(goal.is_adversarial(cand.labels).nonzero()[0, 0])
+adv_candidates = goal.is_adversarial(cand.labels).nonzero()
+if len(adv_candidates) == 0:
+    raise RuntimeError("no candidate is adversarial for this goal: raise num_candidates")
+i = int(adv_candidates[0, 0])
 p = chosen.candidates[0][i] - x
 theta = p / p.norm()
+if targeted:
+    search = targeted_initial_search(float(p.norm()), tol, cap=math.sqrt(x.numel()), known_adversarial=True)
+else:
+    search = untargeted_initial_search(float(p.norm()), np.inf, tol, known_adversarial=True)
+g, steps = run_search(oracle, x, theta, search, goal)
 grid = np.linspace(0, float(p.norm()), 40)
-picture = Oracle(model)
-ans = picture(torch.stack([(x + lam * theta).clamp(0, 1) for lam in grid]), "check")
-g, steps = run_search(oracle, x, theta, untargeted_initial_search(float(p.norm()), np.inf, tol,
-                                                                    known_adversarial=True), goal)
-fig, ax = plt.subplots(figsize=(7, 2.6))
-adv = goal.is_adversarial(ans.labels).numpy()
-ax.scatter(grid[~adv], ans.probs.numpy()[~adv], c="tab:blue", s=14, label=f"label {y} (true)")
-ax.scatter(grid[adv], ans.probs.numpy()[adv], c="tab:red", s=14, label="another label")
-for k, (lam, a) in enumerate(steps):
-    ax.axvline(lam, color="tab:red" if a else "tab:blue", alpha=0.25 + 0.75 * k / len(steps), lw=1)
-ax.axvline(g, color="k", ls="--", label=f"g(theta) = {g:.3f}")
-ax.set_xlabel("lambda (L2 distance in [0, 1] units)")
-ax.set_ylabel("top-1 probability")
-ax.set_title(f"boundary search along theta: {len(steps)} queries (vertical lines, light to dark)")
-ax.legend(fontsize=7, loc="lower left")
-viz.savefig(fig, "03_g_theta_search")
-plt.show()
+ans = Oracle(model)(torch.stack([(x + lam * theta).clamp(0, 1) for lam in grid]), "check")
+viz.show(viz.g_theta_search(grid, ans.probs.numpy(), goal.is_adversarial(ans.labels).numpy(), steps, g,
+                            goal=f"{model_label}, {goal_name}"), "03_g_theta_search")
+print(f"||p|| = {float(p.norm()):.3f}, g(theta) = {g:.3f}, {len(steps)} queries")
+
+# %% [markdown]
+# The dashed line is where the answer changes along this ray. Written as an equation, with `F`
+# the oracle's top-1 label:
+#
+# $$g(\theta) = \min\{\lambda > 0 : F(x + \lambda\theta) \text{ is adversarial}\}$$
+#
+# (untargeted: `F(x + lambda theta) != y`; targeted: `F(x + lambda theta) = y_adv`). `g` is
+# an L2 distance in `[0, 1]` pixel units, and it is measured with label answers alone: the
+# **binary search** keeps a bracket `[lo, hi]` with `lo` not adversarial and `hi` adversarial
+# and halves it until it is narrower than `tol`, which costs `log2(||p|| / tol)` queries (the
+# targeted search first scans a grid, as the lines show when `targeted = True`). The
+# attack's whole job is to find the direction `theta` with the smallest `g(theta)`: the
+# adversarial video is then `x_adv = x + g(theta) * theta`, as close to `x` as that direction
+# allows.
 
 # %% [markdown]
 # ## Opt-attack on a handful of videos
 #
-# `OptAttack` runs the whole algorithm of `algorithm.md`: candidate directions, the
-# random-gradient-free estimate with `q` probes, backtracking line search, `beta` decay and
-# the stopping rule, every query counted. The `q` probes' local searches run in **lockstep**
-# (one batched oracle call per search step), and `run_many` also runs the videos in lockstep,
-# each on its own oracle: the queries are exactly those of the one-query-at-a-time algorithm,
-# only the forward passes are batched.
+# `OptAttack` does what `docs/algorithm.md` fixes: it tries each candidate's direction and
+# keeps the one with the smallest `g` (**initialisation**), then improves it, one iteration
+# after another (**optimisation**; explained after the picture below). Every query is counted.
+# The `q` probes of an iteration run in **lockstep** (one batched oracle call per search step),
+# and `run_many` runs the videos in lockstep too, each on its own oracle: the queries are
+# exactly those of the one-query-at-a-time algorithm, only the model's forward passes are
+# batched. A progress bar counts the queries.
 
 # %%
 config = OptAttackConfig(q=q, beta=beta, tol=tol, max_iter=max_iter, query_budget=query_budget,
@@ -156,25 +172,39 @@ for idx, r in zip(chosen.indices, results):
 # %% [markdown]
 # ## Distance against queries
 #
-# Each attack's trace holds the best distance `g` (and its MAP) after initialisation and
-# after every iteration. The first point sits at the initialisation's cost: the candidates,
-# their class checks and their boundary searches.
+# Each attack's trace holds the best distance `g` (and its MAP) after initialisation and after
+# every iteration. The first point sits at the initialisation's cost: the candidates, their
+# class checks and their boundary searches. Each later point is one iteration.
 
 # %%
-fig, axes = plt.subplots(1, 2, figsize=(10, 3))
-for idx, r in zip(chosen.indices, results):
-    qs = [row.queries for row in r.trace]
-    axes[0].plot(qs, [row.distance for row in r.trace], marker=".", ms=3, label=f"video {idx}")
-    axes[1].plot(qs, [row.map for row in r.trace], marker=".", ms=3)
-axes[0].set_ylabel("L2 distance g(theta)")
-axes[1].set_ylabel("MAP (0-255)")
-for ax in axes:
-    ax.set_xlabel("queries")
-    ax.set_yscale("log")
-axes[0].legend(fontsize=7)
-fig.suptitle(f"Opt-attack, {model_name}, budget {query_budget} queries per video")
-viz.savefig(fig, "03_distance_vs_queries")
-plt.show()
+budget_text = f"budget {query_budget} queries per video" if query_budget else "no budget"
+viz.show(viz.distance_vs_queries(results, [f"video {i}" for i in chosen.indices],
+                                 f"Opt-attack on the {model_label}, {goal_name}, {budget_text}"),
+         "03_distance_vs_queries")
+
+# %% [markdown]
+# What one iteration does, now that the picture shows its effect. It estimates the gradient of
+# `g` from `q` random directions `u_i` (Gaussian, of the video's shape), **eq. (1)** of the
+# paper:
+#
+# $$\hat g = \frac{1}{q}\sum_{i=1}^{q} \frac{g(\theta + \beta u_i) - g(\theta)}{\beta}\, u_i,$$
+#
+# where `beta` (0.005) is the **probe step**: each probe `theta + beta u_i` is a slightly
+# turned direction, and its `g` comes from a **local search** that starts from the known
+# `g(theta)` (move the bracket by x1.01 or x0.99 until it straddles the boundary, then
+# bisect). A probe whose `g` is smaller says "turn this way". Then it steps, **eq. (2)**:
+#
+# $$\theta \leftarrow \theta - \eta\,\hat g \quad (\text{then } \theta \leftarrow \theta / \|\theta\|),$$
+#
+# with the step `eta` found by a **backtracking line search**: try `eta`, keep doubling while
+# `g` keeps falling; if the first try did not help, quarter `eta` until `g` falls. When no step
+# helps (`eta` below 1e-4), **`beta` decays**: it is divided by 10, to probe more locally. The
+# **stopping rule**: stop after three such decays (`converged`), after `max_iter` iterations,
+# or when the query budget is spent (`budget_exhausted`), keeping the best direction found.
+# With `q = 20` probes each needing a few queries, plus the line search, an iteration costs more
+# than a hundred queries:
+# that is why the curves above step down slowly, and why the heuristics of the paper (fewer
+# values to search) matter.
 
 # %% [markdown]
 # ## What the perturbation looks like
@@ -186,40 +216,98 @@ plt.show()
 k = next((j for j, r in enumerate(results) if r.success), 0)
 r = results[k]
 x = chosen.xs[k]
-fig = viz.frame_strip(
+viz.show(viz.frame_strip(
     [x, r.x_adv, viz.amplify(r.x_adv - x)],
     row_labels=[f"clean: {data.classes[chosen.labels[k]]}",
                 f"adversarial: {data.classes[r.label] if r.label is not None else '?'}",
                 "perturbation (amplified)"],
     frames=range(0, x.shape[1], 2),
-    title=f"Opt-attack: MAP {r.map:.2f} (0-255), L2 {r.distance:.2f}, {r.queries} queries",
-)
-viz.savefig(fig, "03_frames")
-plt.show()
+    title=f"Opt-attack on the {model_label}, {goal_name}: MAP {r.map:.2f} (0-255), "
+          f"L2 {r.distance:.2f}, {r.queries} queries",
+), "03_frames")
 
 # %% [markdown]
 # ## Results
 #
-# FR: share of attacked videos whose final video the oracle's final check found adversarial.
-# MQ: median total queries, **failures included** at what they spent. MAP: mean absolute
-# perturbation on the 0-255 scale, over the successful videos. The stopping rule and
-# tolerances decide MQ, so they go beside it.
+# The paper's metrics, one row per attack:
+# - **FR** (fooling rate): the share of attacked videos whose final video the oracle's final
+#   check found adversarial. Untargeted, it is 100 % **by construction** once a direction is
+#   initialised: the attack starts from another class's video and only ever keeps adversarial
+#   points; what tells attacks apart is how small the perturbation is for the queries spent.
+#   Targeted attacks can fail.
+# - **MQ**: the median of the total queries per video, **failures included** at what they
+#   spent; **MQ init** / **MQ opt**: the medians of the initialisation and optimisation phases.
+#   The stopping rule, the tolerance and the budget decide MQ, so they are printed beside it.
+# - **MAP**: the mean absolute perturbation `mean |x_adv - x|` over all values of the video, on
+#   the 0-255 scale (successful videos). **MAP\***: the same mean over the masked region only;
+#   **S**: the sparsity, the share of each frame left out of the mask, averaged over frames.
+#   Opt-attack uses no mask, so MAP\* = MAP and S = 0 here; the heuristics change both.
+# - **time s**: the wall time of all the videos together (they ran in lockstep).
 
 # %%
-table = metrics.results_table({"Opt-attack": results})
-print(f"q={q}, beta={beta}, tol={tol}, beta decays={config.max_beta_decays}, "
+row_name = f"Opt-attack, {model_label}, {goal_name}"
+table = metrics.results_table({row_name: results})
+print(f"{row_name} on {dataset} test videos {chosen.indices}")
+print(f"q={q}, beta={beta}, tol={tol}, beta decays={config.max_beta_decays}, max_iter={max_iter}, "
       f"candidates={num_candidates}, budget={query_budget}, seed={seed}")
 table.round(2)
 
+# %% [markdown]
+# The share of videos fooled within a given number of queries, with and without a bound on
+# the MAP: the paper's "success rate against queries".
+
 # %%
-budgets = np.linspace(0, query_budget or max(r.queries for r in results), 50).astype(int)
-fig, ax = plt.subplots(figsize=(6, 3))
-for limit in (None, 10.0, 5.0):
-    label = "any MAP" if limit is None else f"MAP <= {limit:g}"
-    ax.plot(budgets, 100 * metrics.success_curve(results, budgets, max_map=limit), label=label)
-ax.set_xlabel("queries")
-ax.set_ylabel("videos fooled %")
-ax.legend(fontsize=8)
-ax.set_title("success against queries")
-viz.savefig(fig, "03_success_vs_queries")
-plt.show()
+viz.show(viz.success_vs_queries(results, query_budget or max(r.queries for r in results),
+                                title=f"Opt-attack on the {model_label}, {goal_name}"),
+         "03_success_vs_queries")
+
+# %% [markdown]
+# ## Summary
+# - The attacker sees only the oracle's top-1 label and probability, and every video it asks
+#   about is a query.
+# - `g(theta)`, the distance to the boundary along a direction, is measured by binary search
+#   with label answers alone; Opt-attack starts from another class's video and minimises `g`
+#   with a random gradient-free estimate (eq. (1)) and line-searched steps (eq. (2)) until its
+#   stopping rule or budget.
+# - FR, MQ (with its phases), MAP, MAP\* and S summarise an attack; untargeted FR is 100 % by
+#   construction, so MAP at a given number of queries is what tells attacks apart.
+#
+# ## Exercises
+# Write your answer in place of `None` and run the cell: `exercises.check` says whether it is
+# right, and why. `exercises.hint("03.1")` gives a hint.
+#
+# **03.1** The binary search for `g(theta)` starts from the bracket `[0, 4.0]` (0 not
+# adversarial, 4.0 adversarial) and stops when the bracket is narrower than `tol = 0.01`. How
+# many queries does it make?
+
+# %%
+answer = None
+exercises.check("03.1", answer)
+
+# %% [markdown]
+# **03.2** A perturbation of L2 norm 2.0 (in `[0, 1]` units) is spread evenly over all values
+# of a 16 x 32 x 32 x 3 video. What is its MAP on the 0-255 scale? (Check with
+# `metrics.mean_absolute_perturbation`.)
+
+# %%
+answer = None
+exercises.check("03.2", answer)
+
+# %% [markdown]
+# **03.3** Why does the untargeted Opt-attack fool 100 % of the videos whose initialisation
+# finishes, at any budget? (a) the small models are weak; (b) every candidate direction starts
+# at a video of another class, already adversarial, and the attack only ever keeps adversarial
+# points while it shrinks the distance; (c) the query budget is large. Answer with a letter.
+
+# %%
+answer = None
+exercises.check("03.3", answer)
+
+# %% [markdown]
+# **03.4** An untargeted attack with 10 candidate videos first checks the clean video, then
+# asks the oracle the class of every candidate. How many queries is that, before any search?
+# (Compare with `oracle.counts` above.)
+
+# %%
+answer = None
+exercises.check("03.4", answer)

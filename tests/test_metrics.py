@@ -74,3 +74,12 @@ def test_results_table_one_row_per_attack() -> None:
     assert table.loc["A", "MQ init"] == 10.0 and table.loc["B", "MQ opt"] == 30.0
     assert table.loc["A", "MAP"] == 1.0 and table.loc["A", "MAP*"] == 2.0
     assert table.loc["B", "note"] == "x" and table.loc["A", "time s"] == 3.0
+
+
+def test_time_counts_videos_run_together_once() -> None:
+    a, b, c = fake(True, 10), fake(True, 10), fake(True, 10)
+    a.started, a.wall_time = 100.0, 10.0  # a and b ran together (lockstep)
+    b.started, b.wall_time = 101.0, 9.0
+    c.started, c.wall_time = 200.0, 2.0  # c ran later
+    assert metrics.elapsed_time([a, b, c]) == 12.0
+    assert metrics.results_table({"A": [a, b, c]}).loc["A", "time s"] == 12.0

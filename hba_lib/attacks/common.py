@@ -23,7 +23,7 @@ Inputs are checked before any query is spent: :func:`validate_video` and
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -123,6 +123,7 @@ class AttackResult:
     iterations: int = 0
     trace: list[TraceRow] = field(default_factory=list)
     wall_time: float = 0.0
+    started: float | None = None  # time.perf_counter() at the start (attacks run together overlap)
     attacked: bool = True
     goal: str = ""
     info: dict[str, Any] = field(default_factory=dict)
@@ -152,13 +153,18 @@ def drive(process: QueryProcess, oracle: Oracle) -> Any:
         return stop.value
 
 
-def drive_many(processes: Sequence[QueryProcess], oracles: Sequence[Oracle]) -> list[Any]:
+def drive_many(
+    processes: Sequence[QueryProcess],
+    oracles: Sequence[Oracle],
+    on_step: Callable[[int], None] | None = None,
+) -> list[Any]:
     """Run several query processes in lockstep: one joint forward pass per step.
 
     ``oracles[i]`` answers and counts ``processes[i]``; they must be forks of one oracle.
     Each process sees exactly the answers it would get from :func:`drive`, except that a NaN/Inf
     answer for one process is thrown into that process only (see the module docstring): its
-    result says why it ended, and the others go on.
+    result says why it ended, and the others go on. ``on_step(done)`` is
+    called after every joint step with the number of finished processes (a progress bar).
     """
     if len(processes) != len(oracles):
         raise ValueError(f"{len(processes)} processes but {len(oracles)} oracles")
@@ -187,6 +193,8 @@ def drive_many(processes: Sequence[QueryProcess], oracles: Sequence[Oracle]) -> 
             except NonFiniteOutputError as exc:  # the process did not handle it: its result
                 results[i] = exc
                 del pending[i]
+        if on_step is not None:
+            on_step(len(processes) - len(pending))
     return results
 
 

@@ -19,17 +19,20 @@ initialisation queries (``init``), like the candidates' classes and boundary sea
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 import torch
 
-from hba_lib.attacks.common import AttackResult, drive, drive_many
-from hba_lib.attacks.opt_attack import OPT_PRESETS, OptAttack, OptAttackConfig, _State
+from hba_lib.attacks.opt_attack import (
+    OPT_PRESETS,
+    OptAttack,
+    OptAttackConfig,
+    QueryAttack,
+    _State,
+)
 from hba_lib.attacks.sign_opt import SignOPT
-from hba_lib.goals import Goal, make_goal
+from hba_lib.goals import Goal
 from hba_lib.heuristics.key_frames import ACCEPTANCE_RULES, select_key_frames
-from hba_lib.oracle import Oracle
 from hba_lib.queries import QueryProcess
 
 OPTIMIZERS = ("opt", "opt-authors", "opt-relative", "sign-opt")
@@ -75,7 +78,7 @@ class HeuristicConfig:
             raise ValueError(f"acceptance must be one of {ACCEPTANCE_RULES}")
 
 
-class HeuristicAttack:
+class HeuristicAttack(QueryAttack):
     """Algorithm 2: saliency mask, key frames (Algorithm 1), then ``optimizer`` on the mask.
 
     ``run`` / ``run_many`` / ``process`` as :class:`OptAttack`; every query goes through the
@@ -174,46 +177,6 @@ class HeuristicAttack:
         result.info["heuristics"] = asdict(self.heuristics)
         result.info["attack"] = self.name
         return result
-
-    # -- convenience ------------------------------------------------------------------------------
-    def run(
-        self,
-        oracle: Oracle,
-        x: torch.Tensor,
-        label: int,
-        target: int | None = None,
-        candidates: torch.Tensor | None = None,
-        mask: torch.Tensor | None = None,
-        init: tuple[torch.Tensor, float] | None = None,
-    ) -> AttackResult:
-        """Attack one video through ``oracle`` (its budget applies; its counts accumulate)."""
-        goal = make_goal(label, target)
-        return drive(self.process(x, goal, candidates, mask, init, oracle.device), oracle)
-
-    def run_many(
-        self,
-        oracle: Oracle,
-        xs: torch.Tensor,
-        labels: Sequence[int],
-        targets: Sequence[int | None] | None = None,
-        candidates: Sequence[torch.Tensor] | None = None,
-        masks: Sequence[torch.Tensor | None] | None = None,
-        inits: Sequence[tuple[torch.Tensor, float] | None] | None = None,
-    ) -> list[AttackResult]:
-        """Attack several videos in lockstep (one joint forward pass per step), each on its
-        own fork of ``oracle`` with ``config.query_budget``, as :meth:`OptAttack.run_many`."""
-        n = len(xs)
-        targets = targets or [None] * n
-        candidates = candidates or [None] * n
-        masks = masks or [None] * n
-        inits = inits or [None] * n
-        oracles = [oracle.fork(self.config.query_budget) for _ in range(n)]
-        procs = [
-            self.process(xs[i], make_goal(labels[i], targets[i]), candidates[i], masks[i],
-                         inits[i], oracle.device)
-            for i in range(n)
-        ]  # fmt: skip
-        return drive_many(procs, oracles)
 
 
 def make_attack(

@@ -1,4 +1,4 @@
-"""Opt-attack (Cheng et al., ICLR 2019) for videos, as fixed by ``algorithm.md``.
+"""Opt-attack (Cheng et al., ICLR 2019) for videos, as fixed by ``docs/algorithm.md``.
 
 The attack searches for the direction ``theta`` (unit L2, video-shaped) that minimises
 ``g(theta)``, the distance to the decision boundary along ``theta``:
@@ -66,7 +66,7 @@ from hba_lib.queries import (  # noqa: F401 - the searches are part of this modu
 
 @dataclass
 class OptAttackConfig:
-    """Every constant of the attack (``algorithm.md``); report these beside every MQ.
+    """Every constant of the attack (``docs/algorithm.md``); report these beside every MQ.
 
     - ``q``: random probes per gradient estimate; ``beta``: probe step (smoothing).
     - ``eta``: initial line-search step (carried over between iterations, reset on a collapse);
@@ -242,7 +242,97 @@ class _State:
         )
 
 
-class OptAttack:
+class QueryAttack:
+    """What every attack here shares: :meth:`run` (one video) and :meth:`run_many` (videos in
+    lockstep) over its :meth:`process`, with inputs checked and ``config.query_budget`` held."""
+
+    name = "attack"
+    config: OptAttackConfig
+
+    def process(self, x, goal, candidates=None, mask=None, init=None, device=None) -> QueryProcess:
+        """The attack on one video as a query process (see ``hba_lib.queries``)."""
+        raise NotImplementedError
+
+    # -- convenience ------------------------------------------------------------------------------
+    def run(
+        self,
+        oracle: Oracle,
+        x: torch.Tensor,
+        label: int,
+        target: int | None = None,
+        candidates: torch.Tensor | None = None,
+        mask: torch.Tensor | None = None,
+        init: tuple[torch.Tensor, float] | None = None,
+    ) -> AttackResult:
+        """Attack one video through ``oracle`` (its budget applies; its counts accumulate).
+
+        Inputs are checked first (``x`` must have the oracle's ``num_frames``); a NaN/Inf answer
+        raises :class:`~hba_lib.oracle.NonFiniteOutputError` naming the query."""
+        validate_video(x, oracle.num_frames)
+        goal = make_goal(label, target)
+        return drive(self.process(x, goal, candidates, mask, init, oracle.device), oracle)
+
+    def run_many(
+        self,
+        oracle: Oracle,
+        xs: torch.Tensor,
+        labels: Sequence[int],
+        targets: Sequence[int | None] | None = None,
+        candidates: Sequence[torch.Tensor] | None = None,
+        masks: Sequence[torch.Tensor | None] | None = None,
+        inits: Sequence[tuple[torch.Tensor, float] | None] | None = None,
+        progress: bool = True,
+    ) -> list[AttackResult]:
+        """Attack several videos in lockstep, each on a fork of ``oracle`` with
+        ``config.query_budget``: one joint forward pass answers all their pending requests.
+
+        Every query is also counted on ``oracle``, whose own budget caps the total (requests are
+        admitted in video order). While that budget does not bind, each result equals what
+        :meth:`run` gives on its own fresh oracle. Every video's inputs are checked before any
+        query. A NaN/Inf answer ends only that video (``stop_reason == "nonfinite_output"``,
+        ``info["error"]``); the others finish. ``progress``: a progress bar of the
+        queries spent (out of the budgets, when there is one)."""
+        n = len(xs)
+        targets = targets or [None] * n
+        candidates = candidates or [None] * n
+        masks = masks or [None] * n
+        inits = inits or [None] * n
+        for what, seq in (("labels", labels), ("targets", targets), ("candidates", candidates),
+                          ("masks", masks), ("inits", inits)):  # fmt: skip
+            if len(seq) != n:
+                raise ValueError(f"{n} videos but {len(seq)} {what}")
+        for i in range(n):
+            validate_video(xs[i], oracle.num_frames, f"xs[{i}]")
+            if candidates[i] is not None:
+                validate_candidates(candidates[i], xs[i], f"candidates[{i}]")
+            elif inits[i] is None:
+                raise ValueError(f"video {i}: give candidate videos or init=(theta, g)")
+            _validate_mask_init(xs[i], masks[i], inits[i])
+        oracles = [oracle.fork(self.config.query_budget) for _ in range(n)]
+        procs = [
+            self.process(xs[i], make_goal(labels[i], targets[i]), candidates[i], masks[i],
+                         inits[i], oracle.device)
+            for i in range(n)
+        ]  # fmt: skip
+        if not progress:
+            return drive_many(procs, oracles)
+        from tqdm.auto import tqdm
+
+        budget = self.config.query_budget
+        with tqdm(total=None if budget is None else budget * n, unit="query", desc=self.name,
+                  mininterval=0.5) as bar:  # fmt: skip
+
+            def step(done: int) -> None:
+                bar.update(sum(o.used for o in oracles) - bar.n)
+                bar.set_postfix_str(f"{done}/{n} videos done", refresh=False)
+
+            results = drive_many(procs, oracles, on_step=step)
+            bar.total = bar.n  # videos that stopped early leave part of their budget unspent
+            bar.refresh()
+        return results
+
+
+class OptAttack(QueryAttack):
     """Opt-attack for videos; configure once (:class:`OptAttackConfig`), run on many videos."""
 
     name = "Opt-attack"
@@ -538,69 +628,9 @@ class OptAttack:
             iterations=st.iterations,
             trace=st.trace,
             wall_time=time.perf_counter() - t0,
+            started=t0,
             attacked=attacked,
             goal=goal.describe(),
             info={"config": asdict(self.config), "optimizer": self.name, **st.info, **note},
             mask=None if st.mask is None else (st.mask > 0).cpu(),
         )
-
-    # -- convenience ------------------------------------------------------------------------------
-    def run(
-        self,
-        oracle: Oracle,
-        x: torch.Tensor,
-        label: int,
-        target: int | None = None,
-        candidates: torch.Tensor | None = None,
-        mask: torch.Tensor | None = None,
-        init: tuple[torch.Tensor, float] | None = None,
-    ) -> AttackResult:
-        """Attack one video through ``oracle`` (its budget applies; its counts accumulate).
-
-        Inputs are checked first (``x`` must have the oracle's ``num_frames``); a NaN/Inf answer
-        raises :class:`~hba_lib.oracle.NonFiniteOutputError` naming the query."""
-        validate_video(x, oracle.num_frames)
-        goal = make_goal(label, target)
-        return drive(self.process(x, goal, candidates, mask, init, oracle.device), oracle)
-
-    def run_many(
-        self,
-        oracle: Oracle,
-        xs: torch.Tensor,
-        labels: Sequence[int],
-        targets: Sequence[int | None] | None = None,
-        candidates: Sequence[torch.Tensor] | None = None,
-        masks: Sequence[torch.Tensor | None] | None = None,
-        inits: Sequence[tuple[torch.Tensor, float] | None] | None = None,
-    ) -> list[AttackResult]:
-        """Attack several videos in lockstep, each on a fork of ``oracle`` with
-        ``config.query_budget``: one joint forward pass answers all their pending requests.
-
-        Every query is also counted on ``oracle``, whose own budget caps the total (requests are
-        admitted in video order). While that budget does not bind, each result equals what
-        :meth:`run` gives on its own fresh oracle. Every video's inputs are checked before any
-        query. A NaN/Inf answer ends only that video (``stop_reason == "nonfinite_output"``,
-        ``info["error"]``); the others finish."""
-        n = len(xs)
-        targets = targets or [None] * n
-        candidates = candidates or [None] * n
-        masks = masks or [None] * n
-        inits = inits or [None] * n
-        for what, seq in (("labels", labels), ("targets", targets), ("candidates", candidates),
-                          ("masks", masks), ("inits", inits)):  # fmt: skip
-            if len(seq) != n:
-                raise ValueError(f"{n} videos but {len(seq)} {what}")
-        for i in range(n):
-            validate_video(xs[i], oracle.num_frames, f"xs[{i}]")
-            if candidates[i] is not None:
-                validate_candidates(candidates[i], xs[i], f"candidates[{i}]")
-            elif inits[i] is None:
-                raise ValueError(f"video {i}: give candidate videos or init=(theta, g)")
-            _validate_mask_init(xs[i], masks[i], inits[i])
-        oracles = [oracle.fork(self.config.query_budget) for _ in range(n)]
-        procs = [
-            self.process(xs[i], make_goal(labels[i], targets[i]), candidates[i], masks[i],
-                         inits[i], oracle.device)
-            for i in range(n)
-        ]  # fmt: skip
-        return drive_many(procs, oracles)

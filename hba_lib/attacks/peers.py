@@ -119,8 +119,8 @@ def _finish(
         distance=metrics.l2_distance(x, x_adv), map=metrics.mean_absolute_perturbation(x, x_adv),
         map_star=metrics.mean_absolute_perturbation(x, x_adv, mask),
         sparsity=metrics.sparsity(None if mask is None else mask.expand_as(x)),
-        wall_time=time.perf_counter() - t0, goal=goal.describe(), info={"attack": name, **info},
-        trace=rows,
+        wall_time=time.perf_counter() - t0, started=t0, goal=goal.describe(),
+        info={"attack": name, **info}, trace=rows,
     )  # fmt: skip
 
 

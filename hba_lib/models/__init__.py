@@ -163,8 +163,13 @@ def save_model_checkpoint(model: VideoClassifier, path: str | Path, **extra: Any
 
 
 def load_model_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> VideoClassifier:
-    """Rebuild and load a model saved by :func:`save_model_checkpoint` (or a training run)."""
-    path = Path(path)
+    """Rebuild and load a model saved by :func:`save_model_checkpoint` (or a training run).
+
+    A relative ``path`` not found from the working directory is read from the repository root
+    (notebooks run in ``notebooks/``; ``params/*.yaml`` name paths from the root)."""
+    from hba_lib import paths
+
+    path = paths.resolve(path)
     if not path.is_file():
         raise FileNotFoundError(f"model checkpoint not found: {path}")
     ckpt = torch.load(path, map_location="cpu", weights_only=True)

@@ -1,0 +1,85 @@
+"""Figures: where they are saved, and that each viz function draws what it says."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pytest
+import torch
+
+from hba_lib import paths, viz
+
+
+def test_savefig_goes_to_the_runs_folder_unless_asked(monkeypatch, tmp_path):
+    monkeypatch.delenv(paths.FIGURES_DIR_ENV, raising=False)
+    assert paths.output_dir().is_relative_to(paths.RUNS) and not paths.writes_committed_figures()
+    monkeypatch.setenv(paths.FIGURES_DIR_ENV, str(tmp_path))
+    fig = plt.figure()
+    out = viz.savefig(fig, "00_test")
+    viz.show(fig, "00_shown")  # outside a notebook: saved, closed, nothing displayed
+    assert out == tmp_path / "00_test.png" and out.exists() and (tmp_path / "00_shown.png").exists()
+    assert not plt.fignum_exists(fig.number)
+    monkeypatch.setenv(paths.FIGURES_DIR_ENV, "figures")
+    assert paths.output_dir() == paths.FIGURES and paths.writes_committed_figures()
+
+
+def _result(n):
+    trace = [SimpleNamespace(queries=q, distance=20.0 / (1 + q / 500), map=15.0 / (1 + q / 500))
+             for q in range(50, n, 100)]  # fmt: skip
+    return SimpleNamespace(trace=trace, success=True, attacked=True, queries=n)
+
+
+def test_attack_figures_have_labels_and_plain_log_ticks():
+    fig = viz.distance_vs_queries([_result(2000), _result(1000)], ["a", "b"], "title")
+    fig.canvas.draw()
+    ax0, ax1 = fig.axes[:2]
+    assert ax0.get_ylabel().startswith("L2") and ax1.get_ylabel().startswith("MAP")
+    labels = [t.get_text() for t in ax0.get_yticklabels(minor=True) + ax0.get_yticklabels()]
+    assert any(labels) and not any("times" in s or "^" in s for s in labels), labels
+    plt.close(fig)
+    fig = viz.success_vs_queries([_result(2000)], 2000, "t")
+    assert fig.axes[0].get_ylabel() == "videos fooled (%)"
+    plt.close(fig)
+    fig = viz.g_theta_search([0, 1, 2], [0.9, 0.6, 0.8], [False, False, True], [(2.0, True), (1.0, False)],
+                             1.5, "goal")  # fmt: skip
+    assert "2 points" in fig.axes[0].get_title()
+    plt.close(fig)
+
+
+def test_data_figures():
+    ds = SimpleNamespace(classes=["a", "b", "c"], labels=np.array([0, 1, 2, 0, 1, 2]),
+                         videos=np.random.default_rng(0).integers(0, 255, (6, 16, 16, 16, 3), np.uint8))  # fmt: skip
+    fig = viz.class_balance({"train": ds, "test": ds})
+    assert [t.get_text() for t in fig.axes[0].get_legend().get_texts()] == ["train", "test"]
+    plt.close(fig)
+    fig = viz.one_frame_is_not_enough(ds)
+    assert "a" in [t.get_text() for t in fig.texts + [x for a in fig.axes for x in a.texts]]
+    plt.close(fig)
+    fig = viz.class_strip(ds)
+    assert len(fig.axes) == 3 * 16
+    plt.close(fig)
+    assert viz.tile_videos([ds.videos[0]] * 3, cols=2).shape == (16, 32, 32, 3)
+
+
+def test_history_draws_highlighted_runs_on_top():
+    hist = [{"epoch": e, "train_loss": 1 / e, "train_acc": 0.5, "test_acc": 0.4} for e in (1, 2)]
+    fig = viz.plot_history({"mine": hist, "other": hist}, highlight=["mine"])
+    lines = fig.axes[0].get_lines()
+    assert lines[-1].get_label() == "mine" and lines[-1].get_zorder() > lines[0].get_zorder()
+    plt.close(fig)
+
+
+def test_frame_strip_title_above_frame_numbers():
+    fig = viz.frame_strip([torch.rand(3, 4, 8, 8)], row_labels=["x"], title="a title")
+    fig.canvas.draw()
+    title = fig._suptitle.get_window_extent()
+    numbers = fig.axes[0].title.get_window_extent()
+    assert title.y0 >= numbers.y1, "the title must not overlap the frame numbers"
+    plt.close(fig)
+
+
+def test_as_frames_refuses_bad_shapes():
+    with pytest.raises(ValueError, match="expected"):
+        viz.as_frames(np.zeros((4, 4)))
