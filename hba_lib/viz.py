@@ -533,7 +533,7 @@ def saliency_panels(video: torch.Tensor, saliency: torch.Tensor, masks: Mapping[
         for r, t in enumerate(frames):
             axes[r, 0].imshow(clip[t].squeeze())
             axes[r, 1].imshow(saliency[t].cpu().numpy(), cmap="magma")
-            for c, (phi, m) in enumerate(masks.items(), start=2):
+            for c, m in enumerate(masks.values(), start=2):
                 axes[r, c].imshow(clip[t].squeeze() * m[0, t].cpu().numpy()[..., None].astype(np.uint8))
             axes[r, 0].set_ylabel(f"t={t}", rotation=0, ha="right", va="center")
         for c, name in enumerate(["frame", "saliency", *[f"phi = {p:g}" for p in masks]]):

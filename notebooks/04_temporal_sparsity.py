@@ -49,7 +49,6 @@ threads = 1
 device = "cpu"
 
 # %%
-import numpy as np
 import pandas as pd
 import torch
 

@@ -588,7 +588,7 @@ class OptAttack(QueryAttack):
         except BudgetExhausted:
             st.stop_reason = "budget_exhausted"
         except NonFiniteOutputError as exc:  # only drive_many throws it in: this video ends
-            st.stop_reason, st.error = "nonfinite_output", str(exc)
+            st.stop_reason, st.error = "nonfinite_output", f"{type(exc).__name__}: {exc}"
 
         # output: the closest adversarial video seen (x + g theta unless a stop cut a search
         # short), and one final check
