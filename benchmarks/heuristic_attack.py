@@ -83,6 +83,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--configs", default="opt,temporal,temporal+spatial")
     ap.add_argument("--optimizers", default="opt,sign-opt")
+    ap.add_argument("--optimizer-configs", default="",
+                    help="configurations the optimizers other than opt run on (default: --configs)")
+    ap.add_argument("--after-peers", default="",
+                    help="more 'config/optimizer' runs after the peers, e.g. opt/sign-opt")
     ap.add_argument("--extra-optimizers", default="opt-authors,opt-relative",
                     help="optimizers run on temporal+spatial only, at --budget")
     ap.add_argument("--peers", default="signopt,hsj")
@@ -148,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
         keep(name, res)
     # the other optimizers, at the equal budget
     for opt_name in [o for o in args.optimizers.split(",") if o and o != "opt"]:
-        for config in args.configs.split(","):
+        for config in (args.optimizer_configs or args.configs).split(","):
             attack = make_attack(config, optimizer=opt_name, query_budget=args.budget,
                                  seed=args.seed)  # fmt: skip
             name = f"{config} / {opt_name}"
@@ -181,11 +185,12 @@ def main(argv: list[str] | None = None) -> int:
             results_by[name] = res
             keep(name, res)
 
-    # the remaining optimizers on the paper's full attack only
-    for opt_name in [o for o in args.extra_optimizers.split(",") if o]:
-        attack = make_attack("temporal+spatial", optimizer=opt_name, query_budget=args.budget,
-                             seed=args.seed)  # fmt: skip
-        name = f"temporal+spatial / {opt_name}"
+    # more runs once the peers are in: the remaining optimizers on the paper's full attack
+    later = [c.split("/") for c in args.after_peers.split(",") if c]
+    later += [("temporal+spatial", o) for o in args.extra_optimizers.split(",") if o]
+    for config, opt_name in later:
+        attack = make_attack(config, optimizer=opt_name, query_budget=args.budget, seed=args.seed)
+        name = f"{config} / {opt_name}"
         if reuse(name):
             continue
         res = attack.run_many(base, chosen.xs, chosen.labels, candidates=chosen.candidates)
