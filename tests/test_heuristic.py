@@ -265,3 +265,29 @@ def test_sign_opt_approaches_the_closed_form_optimum_on_a_hyperplane() -> None:
     res = SignOPT(query_budget=1500, q=50, seed=0).run(Oracle(Linear()), x, 0, candidates=cands)
     assert res.success and optimum - 1e-6 <= res.distance
     assert res.distance <= optimum + 0.5 * (res.trace[0].distance - optimum)
+
+
+def test_smooth_probes_are_unit_masked_and_coarse() -> None:
+    from hba_lib.queries import random_directions
+
+    mask = torch.zeros(1, *SHAPE[1:])
+    mask[:, 2:4, 1:7, 2:8] = 1
+    gen = torch.Generator().manual_seed(0)
+    u = random_directions(5, SHAPE, gen, mask, scale=2)
+    assert u.shape == (5, *SHAPE)
+    assert torch.allclose(torch.linalg.vector_norm(u.flatten(1), dim=1), torch.ones(5))
+    assert not u[(mask.expand(SHAPE) == 0).expand(5, *SHAPE)].any()
+    # bilinear upsampling of a 2x coarser grid: neighbouring pixels are strongly correlated
+    fine = random_directions(200, SHAPE, torch.Generator().manual_seed(1), None, scale=1)
+    smooth = random_directions(200, SHAPE, torch.Generator().manual_seed(1), None, scale=2)
+
+    def neighbour_corr(v: torch.Tensor) -> float:
+        a, b = v[..., :-1].flatten(), v[..., 1:].flatten()
+        return float(torch.corrcoef(torch.stack([a, b]))[0, 1])
+
+    assert neighbour_corr(smooth) > 0.5 > abs(neighbour_corr(fine))
+    model, x, label, pool, labels = toy_setup()
+    res = make_attack("temporal+spatial", optimizer="sign-opt", omega=None, phi=0.5, q=10,
+                      max_iter=3, probe_scale=2, seed=0).run(
+        Oracle(model), x, label, candidates=pool[labels != label][:3])  # fmt: skip
+    assert res.success and torch.equal(res.x_adv[~res.mask.expand(SHAPE)], x[~res.mask.expand(SHAPE)])
