@@ -14,7 +14,8 @@ every query counted by one kind of oracle. Prints
    peer's, FR 100 %, and no clean video returned as a success.
 
 Every result is appended to a JSON-lines file as it finishes (``--out``), so a long run keeps
-what it measured. Needs the ``peers`` extra for the ART rows (``--peers ''`` skips them).
+what it measured, and the same command run again resumes: attacks already in the file (same
+videos) are read back, not rerun (``--fresh`` ignores the file). Needs the ``peers`` extra for the ART rows (``--peers ''`` skips them).
 
     .venv/bin/python benchmarks/heuristic_attack.py --model lrcn --videos 20 --budget 10000
 """
@@ -35,6 +36,16 @@ from hba_lib import metrics
 from hba_lib.attacks import attack_set, make_attack
 
 CHECKPOINTS = (2000, 5000, 10000)
+
+
+class _Recorded:
+    """An attack result read back from the JSON-lines file (what the tables need of it)."""
+
+    def __init__(self, rec: dict) -> None:
+        self.attacked, self.success, self.queries = rec["attacked"], rec["success"], rec["queries"]
+        self.queries_by_phase = {"init": rec["init"], "optimisation": rec["opt"]}
+        self.map, self.map_star, self.sparsity = rec["map"], rec["map_star"], rec["sparsity"]
+        self.wall_time, self.started = rec["wall_time"], None
 
 
 def map_at(result, budgets) -> list[float]:
@@ -72,12 +83,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--configs", default="opt,temporal,temporal+spatial")
     ap.add_argument("--optimizers", default="opt,sign-opt")
+    ap.add_argument("--optimizer-configs", default="",
+                    help="configurations the optimizers other than opt run on (default: --configs)")
+    ap.add_argument("--after-peers", default="",
+                    help="more 'config/optimizer' runs after the peers, e.g. opt/sign-opt")
     ap.add_argument("--extra-optimizers", default="opt-authors,opt-relative",
                     help="optimizers run on temporal+spatial only, at --budget")
     ap.add_argument("--peers", default="signopt,hsj")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--out", type=Path, help="JSON-lines file (default: runs/bench/...)")
+    ap.add_argument("--fresh", action="store_true", help="ignore what --out already holds")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
 
@@ -94,7 +110,24 @@ def main(argv: list[str] | None = None) -> int:
     chosen = attack_set(data, model, args.videos, args.candidates, seed=args.seed)
     base = Oracle(model)
     records: list[dict] = []
+    results_by: dict[str, list] = {}
+    done: dict[str, list[dict]] = {}
+    if out.exists() and not args.fresh:  # resume: reuse what an earlier run of this file measured
+        for line in out.read_text().splitlines():
+            rec = json.loads(line)
+            done.setdefault(rec["attack"], []).append(rec)
+        done = {k: v for k, v in done.items() if [r["video"] for r in v] == chosen.indices}
+        if done:
+            print(f"resuming {out}: {', '.join(done)} already measured", file=sys.stderr)
     t_all = time.perf_counter()
+
+    def reuse(name: str) -> bool:
+        """Take an attack's rows from the resumed file (no rerun); False if it is not there."""
+        if name not in done:
+            return False
+        records.extend(done[name])
+        results_by[name] = [_Recorded(r) for r in done[name]]
+        return True
 
     def keep(name: str, results) -> None:
         with out.open("a") as f:
@@ -108,32 +141,26 @@ def main(argv: list[str] | None = None) -> int:
               f"{np.median([r['map'] if r['success'] else math.inf for r in rs]):.2f}",
               file=sys.stderr, flush=True)  # fmt: skip
 
-    results_by = {}
     # the paper's protocol: Opt-attack with the paper's constants, to its stopping rule
     for config in args.configs.split(","):
         attack = make_attack(config, optimizer="opt", query_budget=args.mq_budget, seed=args.seed)
         name = f"{config} / opt"
+        if reuse(name):
+            continue
         res = attack.run_many(base, chosen.xs, chosen.labels, candidates=chosen.candidates)
         results_by[name] = res
         keep(name, res)
     # the other optimizers, at the equal budget
     for opt_name in [o for o in args.optimizers.split(",") if o and o != "opt"]:
-        for config in args.configs.split(","):
+        for config in (args.optimizer_configs or args.configs).split(","):
             attack = make_attack(config, optimizer=opt_name, query_budget=args.budget,
                                  seed=args.seed)  # fmt: skip
             name = f"{config} / {opt_name}"
+            if reuse(name):
+                continue
             res = attack.run_many(base, chosen.xs, chosen.labels, candidates=chosen.candidates)
             results_by[name] = res
             keep(name, res)
-
-    # the remaining optimizers on the paper's full attack only
-    for opt_name in [o for o in args.extra_optimizers.split(",") if o]:
-        attack = make_attack("temporal+spatial", optimizer=opt_name, query_budget=args.budget,
-                             seed=args.seed)  # fmt: skip
-        name = f"temporal+spatial / {opt_name}"
-        res = attack.run_many(base, chosen.xs, chosen.labels, candidates=chosen.candidates)
-        results_by[name] = res
-        keep(name, res)
 
     peers = [p for p in args.peers.split(",") if p]
     if peers:
@@ -145,6 +172,8 @@ def main(argv: list[str] | None = None) -> int:
         k = len(data.classes)
         for short in peers:
             name = {"signopt": "ART Sign-OPT", "hsj": "ART HopSkipJump (same start)"}[short]
+            if reuse(name):
+                continue
             res = []
             for i in range(len(chosen.labels)):
                 x, y, oracle = chosen.xs[i], chosen.labels[i], base.fork(args.budget)
@@ -155,6 +184,18 @@ def main(argv: list[str] | None = None) -> int:
                                              seed=args.seed))  # fmt: skip
             results_by[name] = res
             keep(name, res)
+
+    # more runs once the peers are in: the remaining optimizers on the paper's full attack
+    later = [c.split("/") for c in args.after_peers.split(",") if c]
+    later += [("temporal+spatial", o) for o in args.extra_optimizers.split(",") if o]
+    for config, opt_name in later:
+        attack = make_attack(config, optimizer=opt_name, query_budget=args.budget, seed=args.seed)
+        name = f"{config} / {opt_name}"
+        if reuse(name):
+            continue
+        res = attack.run_many(base, chosen.xs, chosen.labels, candidates=chosen.candidates)
+        results_by[name] = res
+        keep(name, res)
 
     report(args, results_by, records, budgets, time.perf_counter() - t_all)
     print(f"\nper-video records: {out}")
@@ -176,8 +217,9 @@ def report(args, results_by: dict, records: list[dict], budgets: list[int], seco
     print("| attack | " + " | ".join(table.columns) + " |")
     print("|---|" + "---:|" * len(table.columns))
     for name, vals in table.iterrows():
-        print(f"| {name} | " + " | ".join(f"{v:,.2f}" if isinstance(v, float) else str(v)
-                                          for v in vals) + " |")  # fmt: skip
+        cells = [f"{v:,.0f}" if col in ("videos", "MQ", "MQ init", "MQ opt") else f"{v:,.2f}"
+                 for col, v in vals.items()]  # fmt: skip
+        print(f"| {name} | " + " | ".join(cells) + " |")
     for opt_name in dict.fromkeys(["opt", *args.optimizers.split(",")]):
         a, b = f"opt / {opt_name}", f"temporal+spatial / {opt_name}"
         if a in results_by and b in results_by:

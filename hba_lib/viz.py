@@ -462,12 +462,14 @@ def frame_importance(probs: Sequence[float], order: Sequence[int], title: str) -
         fig, ax = plt.subplots(figsize=(9, 3.2))
         colours = palette(2)
         ax.bar(t[ok], probs[ok], color=colours[0], label="still adversarial without the frame")
-        ax.bar(t[~ok], np.full((~ok).sum(), 0.02), color="tab:red",
-               label="removing it breaks the attack: never deleted")  # fmt: skip
+        if (~ok).any():
+            ax.bar(t[~ok], np.full((~ok).sum(), 0.02), color="tab:red",
+                   label="removing it breaks the attack: never deleted")  # fmt: skip
         for f in order:
-            ax.text(f, probs[f] + 0.02, f"{rank[f]}", ha="center", fontsize=8)
-        ax.set(xticks=t, xlabel="frame t removed", ylabel="top-1 probability", ylim=(0, 1.12),
-               title=title)  # fmt: skip
+            ax.text(f, probs[f] + 0.003, f"{rank[f]}", ha="center", va="bottom", fontsize=8)
+        low = float(np.min(probs[ok])) if ok.any() else 0.0
+        ax.set(xticks=t, xlabel="frame t removed", ylabel="top-1 probability",
+               ylim=(max(0.0, low - 0.1) if low > 0.5 else 0.0, 1.04), title=title)  # fmt: skip
         ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
         fig.tight_layout()
     return fig

@@ -129,26 +129,25 @@ class HeuristicAttack(QueryAttack):
         h, cfg = self.heuristics, attack.config
         spatial, cap = st.mask, attack._cap(st)  # st.mask narrows as key frames are found
         ans = yield from attack._ask(st, candidates, "init")
-        searches = []
-        for i in goal.is_adversarial(ans.labels).nonzero().flatten().tolist():
-            found = yield from attack.delegate(st, select_key_frames(
-                st.x, candidates[i], goal, h.omega, spatial, cfg.tol, cap,
-                h.acceptance, cfg.targeted_grow, cfg.grid_points,
-            ))  # fmt: skip
-            searches.append((i, found))
-            best = min((f for _, f in searches), key=lambda f: (f.map, f.g))
-            if best is found and best.theta is not None and math.isfinite(best.g):
-                st.theta, st.g, st.mask = best.theta, best.g, best.mask
-                st.record()  # the trace shows the key-frame search's progress
-        st.info["key_frames"] = {
-            "candidates": [i for i, _ in searches],
-            "searches": [f.as_dict() for _, f in searches],
-        }
-        if st.theta is not None:
-            best_i = min(range(len(searches)), key=lambda j: (searches[j][1].map,
-                                                              searches[j][1].g))  # fmt: skip
-            st.info["key_frames"]["chosen"] = searches[best_i][0]
-            st.info["key_frames"]["key_frames"] = searches[best_i][1].key_frames
+        searches, best = [], None
+        try:
+            for i in goal.is_adversarial(ans.labels).nonzero().flatten().tolist():
+                found = yield from attack.delegate(st, select_key_frames(
+                    st.x, candidates[i], goal, h.omega, spatial, cfg.tol, cap,
+                    h.acceptance, cfg.targeted_grow, cfg.grid_points,
+                ))  # fmt: skip
+                searches.append((i, found))
+                usable = found.theta is not None and math.isfinite(found.g)
+                if usable and (best is None or (found.map, found.g) < (best[1].map, best[1].g)):
+                    best = (i, found)
+                    st.theta, st.g, st.mask = found.theta, found.g, found.mask
+                    st.record()  # the trace shows the key-frame search's progress
+        finally:  # also when the budget cuts the search: the result says what was tried
+            st.info["key_frames"] = {
+                "candidates": [i for i, _ in searches],
+                "searches": [f.as_dict() for _, f in searches],
+                **({"chosen": best[0], "key_frames": best[1].key_frames} if best else {}),
+            }
 
     def process(
         self,
