@@ -175,7 +175,9 @@ def _metrics_row(results: Sequence[Any]) -> dict[str, float]:
     from hba_lib import metrics
 
     t = metrics.results_table({"x": results}).iloc[0]
-    return {"videos": int(t["videos"]), **{m: float(t[m]) for m in METRICS}}
+    row = {"videos": int(t["videos"]), **{m: float(t[m]) for m in METRICS}}
+    row["MQ init"] = float(t["MQ init"])  # the key-frame searches' share of the queries
+    return row
 
 
 def grid_table(df: Any, goal: str, vary: str, points: Sequence[tuple[str, float, float]],
@@ -255,6 +257,7 @@ def table6(df: Any, labels: dict[str, tuple[str, str]] | None = None,
 
 def markdown(df: Any, digits: int = 2) -> str:
     """A DataFrame as a GitHub Markdown table (numbers rounded, NaN shown as ``-``)."""
+
     def cell(v: Any) -> str:
         if isinstance(v, float):
             return "-" if math.isnan(v) else f"{v:,.{digits}f}".rstrip("0").rstrip(".")
