@@ -210,9 +210,10 @@ def grid_table(df: Any, goal: str, vary: str, points: Sequence[tuple[str, float,
 
 
 def paper_row(model: str, dataset: str, goal: str) -> tuple[str, dict[str, tuple]]:
-    """The Table 6 rows to set beside ``model`` on ``dataset`` (a synthetic or unknown data set:
-    the paper's UCF-101 rows of the same model; a model the paper lacks: C3D's) and their label."""
-    m = model.lower() if model.lower() in ("c3d", "lrcn") else "c3d"
+    """The Table 6 rows to set beside ``model`` (a name or checkpoint path: ``lrcn`` in it means
+    LRCN, else C3D) on ``dataset`` (a synthetic or unknown data set: the paper's UCF-101 rows)
+    and their label, e.g. ``C3D UCF-101``."""
+    m = "lrcn" if "lrcn" in str(model).lower() else "c3d"
     d = dataset if dataset in ("ucf101", "hmdb51") else "ucf101"
     return f"{m.upper()} {DATASET_LABELS[d]}", TABLE6[(m, d, goal)]
 

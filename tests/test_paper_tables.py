@@ -89,3 +89,18 @@ def test_demo_clears_only_results_stores(tmp_path):
     (tmp_path / "08_table6.md").write_text("| a |")
     gone = demo.clear_stores(tmp_path)
     assert len(gone) == 2 and [p.name for p in tmp_path.iterdir()] == ["08_table6.md"]
+
+
+def test_paper_table6_sweeps_load():
+    from hba_lib import paths
+    from hba_lib.experiments import load_sweep
+
+    files = sorted((paths.PARAMS / "sweeps" / "paper_table6").glob("*.yaml"))
+    assert len(files) == 4
+    for f in files:
+        sweep = load_sweep(f)
+        budget = 100000 if sweep.goal == ["untargeted"] else 500000
+        assert set(sweep.attacks) == set(pt.CONFIGS), f.name
+        assert {a["query_budget"] for a in sweep.attacks.values()} == {budget}, f.name
+        assert [pt.paper_row(m, sweep.dataset[0]["name"], sweep.goal[0])[0][:4] for m in
+                sweep.model] == ["C3D ", "LRCN"]  # fmt: skip
