@@ -153,9 +153,8 @@ results = load_results(store_path)
 # at the latest, so an MQ at the budget means the budget ran out, not that the attack
 # converged, and the comparison is in FR, MAP and S. `MQ init` is the median of the queries
 # spent before the optimizer started (candidates and, with key frames, Algorithm 1's searches
-# from each of the `num_candidates` starts). The table is also
-# written as CSV and Markdown (`08_table6.*`) to this run's output folder, which `make demo`
-# prints at its end.
+# from each of the `num_candidates` starts). The table is also written as CSV and Markdown
+# (`08_table6.*`) to this run's output folder, which `make demo` prints at its end.
 
 # %%
 labels = {spec: (m, f"{m}" if spec == m else f"{m} ({spec})") for m, _, spec in pairs}
@@ -204,7 +203,8 @@ if peers:
     from hba_lib.oracle import Oracle
 
     if art_available():
-        jobs = [j for j in expand(sweeps[0]) if j.attack == configs[0]]
+        sweep0 = next(s for s in sweeps if s.goal == ["untargeted"] and s.model == [spec0])
+        jobs = [j for j in expand(sweep0) if j.attack == next(iter(sweep0.attacks))]
         model0 = load_model(spec0, device=device)
         k = len(load_dataset(ds0, "test", entry0).classes)
         peer_runs = {"ART Sign-OPT": [], "ART HopSkipJump": []}
