@@ -5,6 +5,11 @@ The default run (no ``--params``) is the one that writes the committed ``figures
 (git-ignored). ``python -m hba_lib.demo --params full`` uses each notebook's
 ``params/NN_name_full.yaml`` and writes its figures beside its executed notebooks
 (``<out>/figures/``), never to ``figures/``.
+
+The run ends by printing the Table 6-style table notebook 08 wrote (``08_table6.md`` in the
+figures folder). Notebooks 07 and 08 keep resumable results stores (``*.sqlite``) in that
+folder; the default run deletes them first, so the committed figures and tables always come
+from a fresh run of the current code (the stores are git-ignored).
 """
 
 from __future__ import annotations
@@ -34,6 +39,26 @@ def figures_dir(out_dir: Path, flavour: str | None) -> Path:
     return paths.FIGURES if flavour is None else out_dir / "figures"
 
 
+TABLE6 = "08_table6.md"
+
+
+def clear_stores(folder: Path) -> list[Path]:
+    """Delete the results stores (``*.sqlite``, ``*.sqlite-*``, ``*.sqlite.adv/``) in ``folder``."""
+    import shutil
+
+    gone = []
+    for p in sorted(Path(folder).glob("*.sqlite*")):
+        shutil.rmtree(p) if p.is_dir() else p.unlink()
+        gone.append(p)
+    return gone
+
+
+def final_table(figures: Path) -> str | None:
+    """The Table 6-style Markdown table notebook 08 wrote into ``figures``, if any."""
+    f = Path(figures) / TABLE6
+    return f.read_text() if f.is_file() else None
+
+
 def run(
     out_dir: Path,
     flavour: str | None = None,
@@ -49,6 +74,9 @@ def run(
     figures = Path(figures) if figures is not None else figures_dir(out_dir, flavour)
     os.environ[paths.FIGURES_DIR_ENV] = str(figures.resolve())  # the kernels inherit it
     print(f"[demo] figures and tables go to {figures}", flush=True)
+    if figures.resolve() == paths.FIGURES.resolve():  # committed results: never from a stale store
+        for p in clear_stores(figures):
+            print(f"[demo] removed the previous run's results store {p.name}", flush=True)
     done = []
     for nb in notebook_sequence():
         if only and not any(key in nb.name for key in only):
@@ -87,6 +115,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\n[demo] {len(done)} notebooks executed in {time.perf_counter() - start:.0f} s")
     print(f"[demo] executed notebooks: {args.out}")
     print(f"[demo] figures:            {figures}")
+    table = final_table(figures) if any(TABLE6[:2] == p.name[:2] for p in done) else None
+    if table:
+        print(f"\n[demo] Table 6 (notebook 08, {figures / TABLE6}):\n")
+        print(table)
     return 0
 
 

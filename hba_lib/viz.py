@@ -583,3 +583,119 @@ def map_vs_queries(curves: Mapping[str, tuple[np.ndarray, np.ndarray]],
         ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
         fig.tight_layout()
     return fig
+
+
+# -- notebook 07: the omega / phi grids (the paper's Tables 2-5) -----------------------------------
+def grid_vs_paper(table: Any, vary: str, paper_label: str, title: str) -> plt.Figure:
+    """MQ, MAP, MAP* and S against ``vary`` (``omega`` or ``phi``) for this run, and the paper's
+    values at the same grid points as a separate dashed line (``paper_label``).
+
+    ``table``: ``hba_lib.paper_tables.grid_table``'s rows (``vary`` as text, so ``inf`` sits at
+    the right end; metrics and ``paper <metric>`` columns)."""
+    import pandas as pd
+    import seaborn as sns
+
+    panels = [("MQ", "MQ (queries)"), ("MAP", "MAP (0-255)"), ("MAP*", "MAP* (0-255)"),
+              ("S %", "sparsity S (%)")]  # fmt: skip
+    order = list(table[vary])
+    long = pd.concat([
+        pd.DataFrame({vary: table[vary], "metric": m, "value": table[m], "source": "this run"})
+        for m, _ in panels
+    ] + [
+        pd.DataFrame({vary: table[vary], "metric": m, "value": table[f"paper {m}"],
+                      "source": paper_label})
+        for m, _ in panels
+    ], ignore_index=True)  # fmt: skip
+    colours = dict(zip(["this run", paper_label], palette(2)))
+    with style(0.85):
+        fig, axes = plt.subplots(1, len(panels), figsize=(13, 3.4))
+        for ax, (m, label) in zip(axes, panels):
+            part = long[long["metric"] == m].dropna(subset=["value"])
+            sns.pointplot(data=part, x=vary, y="value", hue="source", order=order,
+                          hue_order=list(colours), palette=colours, markers=["o", "s"],
+                          linestyles=["-", "--"], errorbar=None, ax=ax)  # fmt: skip
+            ax.set(xlabel=vary, ylabel=label, title=m)
+            if m == "MQ":
+                ax.set_yscale("log")
+                _plain_log_axis(ax)
+            if ax.get_legend() is not None:
+                ax.get_legend().remove()
+        handles, labels = axes[0].get_legend_handles_labels()
+        fig.legend(handles, labels, loc="upper right", fontsize=8, frameon=False, ncol=2)
+        fig.suptitle(title, x=0.01, ha="left")
+        fig.tight_layout(rect=(0, 0, 1, 0.93))
+    return fig
+
+
+# -- notebook 08: Table 6 and success rates against queries ----------------------------------------
+def success_rate_curves(curves: Mapping[str, tuple[np.ndarray, Mapping[float, np.ndarray]]],
+                        title: str, dashed: Sequence[str] = ()) -> plt.Figure:  # fmt: skip
+    """Share of videos with an adversarial video of MAP <= m within each number of queries: one
+    panel per bound m, one line per attack. ``curves``: name -> (budgets, {m: shares in [0, 1]});
+    names in ``dashed`` (e.g. the ART peers) are drawn dashed."""
+    import pandas as pd
+    import seaborn as sns
+
+    limits = sorted({m for _, by in curves.values() for m in by})
+    long = pd.concat([
+        pd.DataFrame({"queries": b, "fooled %": 100 * np.asarray(by[m]), "attack": name,
+                      "bound": f"MAP <= {m:g}"})
+        for name, (b, by) in curves.items() for m in by
+    ], ignore_index=True)  # fmt: skip
+    names = list(curves)
+    colours = dict(zip(names, palette(len(names))))
+    with style(0.85):
+        fig, axes = plt.subplots(1, len(limits), figsize=(4.2 * len(limits) + 2.2, 3.5),
+                                 sharey=True, squeeze=False)  # fmt: skip
+        for ax, m in zip(axes[0], limits):
+            part = long[long["bound"] == f"MAP <= {m:g}"]
+            sns.lineplot(data=part, x="queries", y="fooled %", hue="attack", style="attack",
+                         hue_order=names, style_order=names, palette=colours,
+                         dashes={n: (4, 2) if n in dashed else "" for n in names},
+                         lw=1.8, ax=ax, legend=ax is axes[0, -1])  # fmt: skip
+            ax.set(title=f"MAP <= {m:g}", ylim=(-3, 103), xlabel="queries",
+                   ylabel="videos fooled (%)")  # fmt: skip
+        leg = axes[0, -1].get_legend()
+        if leg is not None:
+            sns.move_legend(axes[0, -1], "upper left", bbox_to_anchor=(1.02, 1.0), fontsize=8,
+                            frameon=False, title=None)  # fmt: skip
+        fig.suptitle(title, x=0.01, ha="left")
+        fig.tight_layout(rect=(0, 0, 1, 0.92))
+    return fig
+
+
+def table6_vs_paper(table: Any, title: str) -> plt.Figure:
+    """Table 6 as bars: MAP and S per configuration (one panel group per goal), this run's
+    model / data rows beside the paper's matching rows (hatched)."""
+    import pandas as pd
+    import seaborn as sns
+
+    rows = []
+    for _, r in table.iterrows():
+        for src, prefix in ((f"this run: {r['model / data']}", ""), (f"paper: {r['paper row']}", "paper ")):
+            rows.append({"goal": r["goal"], "attack": r["attack"], "source": src,
+                         "MAP": r[prefix + "MAP"], "S %": r[prefix + "S %"]})  # fmt: skip
+    long = pd.DataFrame(rows).drop_duplicates()
+    goals = list(dict.fromkeys(long["goal"]))
+    sources = list(dict.fromkeys(long["source"]))
+    colours = dict(zip(sources, palette(len(sources))))
+    with style(0.8):
+        fig, axes = plt.subplots(len(goals), 2, figsize=(12, 3.0 * len(goals) + 0.6),
+                                 squeeze=False)  # fmt: skip
+        for i, goal in enumerate(goals):
+            part = long[long["goal"] == goal]
+            for j, metric in enumerate(("MAP", "S %")):
+                ax = axes[i, j]
+                sns.barplot(data=part, x="attack", y=metric, hue="source", hue_order=sources,
+                            palette=colours, ax=ax, legend=(i == 0 and j == 1))  # fmt: skip
+                for bar_group, src in zip(ax.containers, sources):
+                    if src.startswith("paper"):
+                        for bar in bar_group:
+                            bar.set_hatch("//")
+                ax.set(xlabel="", title=f"{goal}: {metric}")
+        if axes[0, 1].get_legend() is not None:
+            sns.move_legend(axes[0, 1], "upper left", bbox_to_anchor=(1.02, 1.0), fontsize=8,
+                            frameon=False, title=None)  # fmt: skip
+        fig.suptitle(title, x=0.01, ha="left")
+        fig.tight_layout(rect=(0, 0, 1, 0.95))
+    return fig
