@@ -141,26 +141,23 @@ def main(argv: list[str] | None = None) -> int:
               f"{np.median([r['map'] if r['success'] else math.inf for r in rs]):.2f}",
               file=sys.stderr, flush=True)  # fmt: skip
 
-    # the paper's protocol: Opt-attack with the paper's constants, to its stopping rule
-    for config in args.configs.split(","):
-        attack = make_attack(config, optimizer="opt", query_budget=args.mq_budget, seed=args.seed)
-        name = f"{config} / opt"
+    def measure(config: str, optimizer: str, budget: int) -> None:
+        """Run one configuration on every video in lockstep, unless the resumed file has it."""
+        name = f"{config} / {optimizer}"
         if reuse(name):
-            continue
+            return
+        attack = make_attack(config, optimizer=optimizer, query_budget=budget, seed=args.seed)
         res = attack.run_many(base, chosen.xs, chosen.labels, candidates=chosen.candidates)
         results_by[name] = res
         keep(name, res)
+
+    # the paper's protocol: Opt-attack with the paper's constants, to its stopping rule
+    for config in args.configs.split(","):
+        measure(config, "opt", args.mq_budget)
     # the other optimizers, at the equal budget
     for opt_name in [o for o in args.optimizers.split(",") if o and o != "opt"]:
         for config in (args.optimizer_configs or args.configs).split(","):
-            attack = make_attack(config, optimizer=opt_name, query_budget=args.budget,
-                                 seed=args.seed)  # fmt: skip
-            name = f"{config} / {opt_name}"
-            if reuse(name):
-                continue
-            res = attack.run_many(base, chosen.xs, chosen.labels, candidates=chosen.candidates)
-            results_by[name] = res
-            keep(name, res)
+            measure(config, opt_name, args.budget)
 
     peers = [p for p in args.peers.split(",") if p]
     if peers:
@@ -189,13 +186,7 @@ def main(argv: list[str] | None = None) -> int:
     later = [c.split("/") for c in args.after_peers.split(",") if c]
     later += [("temporal+spatial", o) for o in args.extra_optimizers.split(",") if o]
     for config, opt_name in later:
-        attack = make_attack(config, optimizer=opt_name, query_budget=args.budget, seed=args.seed)
-        name = f"{config} / {opt_name}"
-        if reuse(name):
-            continue
-        res = attack.run_many(base, chosen.xs, chosen.labels, candidates=chosen.candidates)
-        results_by[name] = res
-        keep(name, res)
+        measure(config, opt_name, args.budget)
 
     report(args, results_by, records, budgets, time.perf_counter() - t_all)
     print(f"\nper-video records: {out}")
