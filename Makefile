@@ -20,13 +20,13 @@ demo: $(STAMP)
 figures: $(STAMP)
 	$(PY) -m hba_lib.demo --figures figures
 
-test: $(STAMP)
-	$(PY) -m ruff check .
+# the tests begin with the lint (style and format), so the habit holds in CI
+test: lint
 	$(PY) -m pytest
 
 lint: $(STAMP)
 	$(PY) -m ruff check .
-	$(PY) -m ruff format --check hba_lib tests data_scripts benchmarks
+	$(PY) -m ruff format --check hba_lib tests data_scripts benchmarks conftest.py
 
 sync: $(STAMP)
 	$(PY) -m jupytext --sync notebooks/*.py

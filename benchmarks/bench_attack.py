@@ -101,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
 
-    from hba_lib.synthetic import SyntheticActions
+    from hba_lib.data.synthetic import SyntheticActions
 
     model = load_model(args.model, args.device, args.untrained, args.checkpoint)
     data = SyntheticActions(split="test")

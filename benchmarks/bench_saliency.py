@@ -17,9 +17,9 @@ from collections.abc import Callable
 import cv2
 import torch
 
-from hba_lib.datasets import get_dataset
+from hba_lib.data import get_dataset
+from hba_lib.data.video import to_model_layout
 from hba_lib.heuristics.saliency import mask_overlap, saliency_maps, saliency_mask
-from hba_lib.video import to_model_layout
 
 
 def ms_per_call(fn: Callable[[], object], repeats: int, sync: bool) -> float:

@@ -77,18 +77,31 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--model", default="c3d", choices=["c3d", "lrcn"])
     ap.add_argument("--videos", type=int, default=20)
     ap.add_argument("--budget", type=int, default=10000)
-    ap.add_argument("--mq-budget", type=int, default=50000,
-                    help="budget of the paper's Opt-attack runs (to its stopping rule)")
+    ap.add_argument(
+        "--mq-budget",
+        type=int,
+        default=50000,
+        help="budget of the paper's Opt-attack runs (to its stopping rule)",
+    )
     ap.add_argument("--candidates", type=int, default=10)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--configs", default="opt,temporal,temporal+spatial")
     ap.add_argument("--optimizers", default="opt,sign-opt")
-    ap.add_argument("--optimizer-configs", default="",
-                    help="configurations the optimizers other than opt run on (default: --configs)")
-    ap.add_argument("--after-peers", default="",
-                    help="more 'config/optimizer' runs after the peers, e.g. opt/sign-opt")
-    ap.add_argument("--extra-optimizers", default="opt-authors,opt-relative",
-                    help="optimizers run on temporal+spatial only, at --budget")
+    ap.add_argument(
+        "--optimizer-configs",
+        default="",
+        help="configurations the optimizers other than opt run on (default: --configs)",
+    )
+    ap.add_argument(
+        "--after-peers",
+        default="",
+        help="more 'config/optimizer' runs after the peers, e.g. opt/sign-opt",
+    )
+    ap.add_argument(
+        "--extra-optimizers",
+        default="opt-authors,opt-relative",
+        help="optimizers run on temporal+spatial only, at --budget",
+    )
     ap.add_argument("--peers", default="signopt,hsj")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--device", default="cpu")
@@ -98,12 +111,17 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
 
     from hba_lib import paths
+    from hba_lib.data.synthetic import SyntheticActions
     from hba_lib.models import load_default_model
     from hba_lib.oracle import Oracle
-    from hba_lib.synthetic import SyntheticActions
 
     budgets = [b for b in CHECKPOINTS if b < args.budget] + [args.budget]
-    out = args.out or paths.RUNS / "bench" / f"heuristic_{args.model}_{args.videos}v_{args.budget}q_seed{args.seed}.jsonl"  # noqa: E501
+    out = (
+        args.out
+        or paths.RUNS
+        / "bench"
+        / f"heuristic_{args.model}_{args.videos}v_{args.budget}q_seed{args.seed}.jsonl"
+    )  # noqa: E501
     paths.ensure_dir(out.parent)
     model = load_default_model(args.model, device=args.device)
     data = SyntheticActions(split="test")
@@ -200,9 +218,11 @@ def report(args, results_by: dict, records: list[dict], budgets: list[int], seco
           f"videos (seed {args.seed}), {args.candidates} candidates, budget {args.budget} "
           f"queries per video and attack, untargeted, torch threads {args.threads}, "
           f"{args.device}; total {seconds:.0f} s\n")  # fmt: skip
-    print("## The paper's metrics (MQ: median queries, failures at what they spent; '/ opt' rows "
-          f"ran to the stopping rule within {args.mq_budget:,} queries, the others within "
-          f"{args.budget:,})\n")
+    print(
+        "## The paper's metrics (MQ: median queries, failures at what they spent; '/ opt' rows "
+        f"ran to the stopping rule within {args.mq_budget:,} queries, the others within "
+        f"{args.budget:,})\n"
+    )
     table = metrics.results_table({k: v for k, v in results_by.items() if not k.startswith("ART")})
     table = table.drop(columns=["time s"])
     print("| attack | " + " | ".join(table.columns) + " |")
@@ -237,10 +257,12 @@ def report(args, results_by: dict, records: list[dict], budgets: list[int], seco
         best_peer = min(peers, key=peers.get)
         fr = 100 * metrics.fooling_rate(results_by[best_name])
         goal = ours[best_name] <= 0.5 * peers[best_peer] and fr == 100 and not clean
-        print(f"\nGoal (median MAP at {budgets[-1]:,} <= half the better peer's, FR 100 %, no "
-              f"clean video as a success): best hba {best_name} {ours[best_name]:.2f}, better "
-              f"peer {best_peer} {peers[best_peer]:.2f} (half: {0.5 * peers[best_peer]:.2f}), "
-              f"FR {fr:.0f} %, clean successes {len(clean)}: {'MET' if goal else 'MISSED'}")
+        print(
+            f"\nGoal (median MAP at {budgets[-1]:,} <= half the better peer's, FR 100 %, no "
+            f"clean video as a success): best hba {best_name} {ours[best_name]:.2f}, better "
+            f"peer {best_peer} {peers[best_peer]:.2f} (half: {0.5 * peers[best_peer]:.2f}), "
+            f"FR {fr:.0f} %, clean successes {len(clean)}: {'MET' if goal else 'MISSED'}"
+        )
 
 
 if __name__ == "__main__":

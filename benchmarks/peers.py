@@ -36,8 +36,8 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
 
     from hba_lib.attacks.peers import art_available, hop_skip_jump, sign_opt_untargeted
+    from hba_lib.data.synthetic import SyntheticActions
     from hba_lib.models import load_default_model, load_model_checkpoint
-    from hba_lib.synthetic import SyntheticActions
 
     if not art_available():
         print("ART is not installed: pip install -e '.[peers]'", file=sys.stderr)

@@ -21,7 +21,7 @@ from typing import Any
 import torch
 
 from hba_lib import paths
-from hba_lib.train import accuracy_report, load_datasets, train
+from hba_lib.models.train import accuracy_report, load_datasets, train
 
 # model -> list of (build name, model kwargs, batch size, lr) to try in order, largest first.
 FULL = {

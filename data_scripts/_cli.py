@@ -15,7 +15,7 @@ TITLES = {"ucf101": "UCF-101", "hmdb51": "HMDB-51"}
 
 def main(name: str, argv: list[str] | None = None) -> int:
     """Parse ``argv`` and run download / extract / build-cache / all for data set ``name``."""
-    from hba_lib import real_datasets as rd  # here, not at import: spawned workers re-import us
+    from hba_lib.data import real_datasets as rd
 
     title = TITLES[name]
     p = argparse.ArgumentParser(

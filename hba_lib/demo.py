@@ -90,8 +90,12 @@ def run(
         start = time.perf_counter()
         print(f"[demo] {nb.name} -> {out}", flush=True)
         pm.execute_notebook(
-            str(nb), str(out), parameters=params, kernel_name="python3",
-            cwd=str(paths.NOTEBOOKS), progress_bar=False,
+            str(nb),
+            str(out),
+            parameters=params,
+            kernel_name="python3",
+            cwd=str(paths.NOTEBOOKS),
+            progress_bar=False,
         )
         print(f"[demo] {nb.name} done in {time.perf_counter() - start:.1f} s", flush=True)
         done.append(out)
@@ -100,11 +104,21 @@ def run(
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    ap.add_argument("--out", type=Path, default=paths.RUNS / "demo", help="folder for executed notebooks")
-    ap.add_argument("--params", default=None, help="parameter flavour, e.g. 'full' for params/*_full.yaml")
-    ap.add_argument("--only", nargs="*", default=None, help="run only notebooks whose name contains these")
-    ap.add_argument("--figures", type=Path, default=None,
-                    help="folder for figures (default: figures/ without --params, else OUT/figures)")
+    ap.add_argument(
+        "--out", type=Path, default=paths.RUNS / "demo", help="folder for executed notebooks"
+    )
+    ap.add_argument(
+        "--params", default=None, help="parameter flavour, e.g. 'full' for params/*_full.yaml"
+    )
+    ap.add_argument(
+        "--only", nargs="*", default=None, help="run only notebooks whose name contains these"
+    )
+    ap.add_argument(
+        "--figures",
+        type=Path,
+        default=None,
+        help="folder for figures (default: figures/ without --params, else OUT/figures)",
+    )
     args = ap.parse_args(argv)
     start = time.perf_counter()
     figures = args.figures or figures_dir(args.out, args.params)

@@ -18,51 +18,17 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
-import torch
 
+from hba_lib.oracle.distances import (  # noqa: F401 - the per-video metrics, re-exported
+    frame_fractions,
+    l2_distance,
+    linf_distance,
+    map_star,
+    mean_absolute_perturbation,
+    sparsity,
+)
 
-def mean_absolute_perturbation(
-    x: torch.Tensor, x_adv: torch.Tensor, mask: torch.Tensor | None = None
-) -> float:
-    """MAP (or MAP* with ``mask``): mean ``|x_adv - x|`` on the 0-255 scale, videos in [0, 1]."""
-    diff = (torch.as_tensor(x_adv).float() - torch.as_tensor(x).float()).abs()
-    if mask is None:
-        return float(diff.mean()) * 255.0
-    m = torch.as_tensor(mask, dtype=torch.float32, device=diff.device).expand_as(diff)
-    total = float(m.sum())
-    if total == 0:
-        return 0.0
-    return float((diff * m).sum()) / total * 255.0
-
-
-def map_star(x: torch.Tensor, x_adv: torch.Tensor, mask: torch.Tensor | None) -> float:
-    """MAP* : mean absolute perturbation over the masked region only (0-255)."""
-    return mean_absolute_perturbation(x, x_adv, mask)
-
-
-def frame_fractions(mask: torch.Tensor, num_frames: int | None = None) -> torch.Tensor:
-    """phi_t per frame: the fraction of frame t's pixels inside a [C, T, H, W] or [T, H, W] mask."""
-    m = torch.as_tensor(mask, dtype=torch.float32)
-    if m.ndim == 4:  # [C, T, H, W]: a pixel is in the mask if any channel is
-        m = m.amax(dim=0)
-    if m.ndim != 3:
-        raise ValueError(f"expected a mask [C, T, H, W] or [T, H, W], got shape {tuple(m.shape)}")
-    phi = (m > 0).float().mean(dim=(1, 2))
-    if num_frames is not None and phi.shape[0] != num_frames:
-        phi = phi.expand(num_frames)  # a mask broadcast over time
-    return phi
-
-
-def sparsity(mask: torch.Tensor | None, num_frames: int | None = None) -> float:
-    """S = 1 - mean_t phi_t (0 without a mask: every pixel may be perturbed)."""
-    if mask is None:
-        return 0.0
-    return float(1.0 - frame_fractions(mask, num_frames).mean())
-
-
-def l2_distance(x: torch.Tensor, x_adv: torch.Tensor) -> float:
-    """L2 norm of the perturbation in [0, 1] units."""
-    return float(torch.linalg.vector_norm((torch.as_tensor(x_adv) - torch.as_tensor(x)).float()))
+# -- one perturbation: defined in ``hba_lib.oracle.distances``, re-exported here ----------------------
 
 
 # -- aggregates over attack results ---------------------------------------------------------------

@@ -22,7 +22,7 @@ import torch
 from matplotlib import ticker
 
 from hba_lib import paths
-from hba_lib.video import to_uint8_frames
+from hba_lib.data.video import to_uint8_frames
 
 _announced: set[Path] = set()
 
@@ -212,7 +212,7 @@ def class_gifs(dataset: Any, tiled: str, each: str, max_classes: int = 12) -> li
 # -- notebook 01 -----------------------------------------------------------------------------------
 def synthetic_tracks(size: int = 32, per_class: int = 6, seed: int = 0) -> plt.Figure:
     """The object's centre over the 16 frames of a few synthetic clips of each class."""
-    from hba_lib import synthetic
+    from hba_lib.data import synthetic
 
     rng = np.random.default_rng(seed)
     k = len(synthetic.CLASSES)
@@ -511,8 +511,10 @@ def key_frames_by_omega(kept: Mapping[float, Sequence[int]], num_frames: int,
     with style(0.9):
         fig, ax = plt.subplots(figsize=(9, 0.45 * len(omegas) + 1.4))
         ax.imshow(grid, cmap="Greens", vmin=0, vmax=1.3, aspect="auto")
-        ax.set_yticks(range(len(omegas)),
-                      [f"omega {om:g}: {len(kept[om])} frames, MAP {maps[om]:.2f}" for om in omegas])
+        ax.set_yticks(
+            range(len(omegas)),
+            [f"omega {om:g}: {len(kept[om])} frames, MAP {maps[om]:.2f}" for om in omegas],
+        )
         ax.set_xticks(range(num_frames))
         ax.set_xticks(np.arange(-0.5, num_frames), minor=True)
         ax.set_yticks(np.arange(-0.5, len(omegas)), minor=True)
@@ -536,7 +538,9 @@ def saliency_panels(video: torch.Tensor, saliency: torch.Tensor, masks: Mapping[
             axes[r, 0].imshow(clip[t].squeeze())
             axes[r, 1].imshow(saliency[t].cpu().numpy(), cmap="magma")
             for c, m in enumerate(masks.values(), start=2):
-                axes[r, c].imshow(clip[t].squeeze() * m[0, t].cpu().numpy()[..., None].astype(np.uint8))
+                axes[r, c].imshow(
+                    clip[t].squeeze() * m[0, t].cpu().numpy()[..., None].astype(np.uint8)
+                )
             axes[r, 0].set_ylabel(f"t={t}", rotation=0, ha="right", va="center")
         for c, name in enumerate(["frame", "saliency", *[f"phi = {p:g}" for p in masks]]):
             axes[0, c].set_title(name, fontsize=9)
@@ -590,7 +594,7 @@ def grid_vs_paper(table: Any, vary: str, paper_label: str, title: str) -> plt.Fi
     """MQ, MAP, MAP* and S against ``vary`` (``omega`` or ``phi``) for this run, and the paper's
     values at the same grid points as a separate dashed line (``paper_label``).
 
-    ``table``: ``hba_lib.paper_tables.grid_table``'s rows (``vary`` as text, so ``inf`` sits at
+    ``table``: ``hba_lib.experiments.paper_tables.grid_table``'s rows (``vary`` as text, so ``inf`` sits at
     the right end; metrics and ``paper <metric>`` columns)."""
     import pandas as pd
     import seaborn as sns
@@ -672,7 +676,10 @@ def table6_vs_paper(table: Any, title: str) -> plt.Figure:
 
     rows = []
     for _, r in table.iterrows():
-        for src, prefix in ((f"this run: {r['model / data']}", ""), (f"paper: {r['paper row']}", "paper ")):
+        for src, prefix in (
+            (f"this run: {r['model / data']}", ""),
+            (f"paper: {r['paper row']}", "paper "),
+        ):
             rows.append({"goal": r["goal"], "attack": r["attack"], "source": src,
                          "MAP": r[prefix + "MAP"], "S %": r[prefix + "S %"]})  # fmt: skip
     long = pd.DataFrame(rows).drop_duplicates()

@@ -54,8 +54,8 @@ from pathlib import Path
 
 import numpy as np
 
-from hba_lib import exercises, paths, synthetic, video_io, viz
-from hba_lib.datasets import get_dataset
+from hba_lib import exercises, paths, viz
+from hba_lib.data import get_dataset, synthetic, video_io
 
 
 def load(split: str, n_per_class: int):
@@ -146,8 +146,8 @@ viz.show(viz.synthetic_tracks(size=size, seed=seed), "01_synthetic_tracks")
 # container's header can claim more frames than it holds, so its count is never trusted.
 # Then 16 indices are spread over the whole clip, and each frame is resized on its short side
 # and centre-cropped to 112 x 112. The picture shows which frames are taken; `data_scripts/`
-# builds a cache of such snippets for a whole data set once (README, *Using UCF-101 /
-# HMDB-51*). Without `../shared` (or a `real_clip`), a long synthetic clip written to a video
+# builds a cache of such snippets for a whole data set once ([docs/data.md](../docs/data.md),
+# *Using UCF-101 / HMDB-51*). Without `../shared` (or a `real_clip`), a long synthetic clip written to a video
 # file stands in for a real one.
 
 # %%

@@ -65,7 +65,7 @@ import math
 import torch
 
 from hba_lib import exercises, viz
-from hba_lib.datasets import get_dataset
+from hba_lib.data import get_dataset
 from hba_lib.models import (
     MODEL_NAMES,
     build_model,
@@ -73,7 +73,7 @@ from hba_lib.models import (
     default_checkpoint_info,
     load_default_model,
 )
-from hba_lib.train import predict, save_table1, table1, train
+from hba_lib.models.train import predict, save_table1, table1, train
 
 torch.set_num_threads(threads)
 torch.manual_seed(seed)

@@ -68,10 +68,10 @@ import torch
 from hba_lib import exercises, metrics, viz
 from hba_lib.attacks import OptAttack, OptAttackConfig, attack_set, run_search
 from hba_lib.attacks.opt_attack import targeted_initial_search, untargeted_initial_search
-from hba_lib.datasets import get_dataset
-from hba_lib.goals import make_goal
+from hba_lib.data import get_dataset
 from hba_lib.models import load_default_model, load_model_checkpoint
 from hba_lib.oracle import Oracle
+from hba_lib.oracle.goals import make_goal
 
 torch.set_num_threads(threads)
 if checkpoint:

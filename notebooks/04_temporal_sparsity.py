@@ -54,11 +54,11 @@ import torch
 
 from hba_lib import exercises, viz
 from hba_lib.attacks import attack_set, drive
-from hba_lib.datasets import get_dataset
-from hba_lib.goals import make_goal
+from hba_lib.data import get_dataset
 from hba_lib.heuristics.key_frames import frame_importance, select_key_frames
 from hba_lib.models import load_default_model, load_model_checkpoint
 from hba_lib.oracle import Oracle
+from hba_lib.oracle.goals import make_goal
 from hba_lib.paths import resolve
 
 torch.set_num_threads(threads)

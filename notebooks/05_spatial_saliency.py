@@ -50,10 +50,10 @@ import pandas as pd
 import torch
 
 from hba_lib import exercises, paths, viz
-from hba_lib.datasets import get_dataset
+from hba_lib.data import get_dataset
+from hba_lib.data.video import to_model_layout
+from hba_lib.data.video_io import read_snippet
 from hba_lib.heuristics.saliency import mask_overlap, saliency_maps, saliency_mask
-from hba_lib.video import to_model_layout
-from hba_lib.video_io import read_snippet
 
 torch.set_num_threads(threads)
 data = get_dataset(dataset, "test", **({"size": size} if dataset == "synthetic" else {}))

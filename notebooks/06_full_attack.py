@@ -60,7 +60,7 @@ import torch
 
 from hba_lib import exercises, metrics, viz
 from hba_lib.attacks import PRESETS, attack_set, make_attack
-from hba_lib.datasets import get_dataset
+from hba_lib.data import get_dataset
 from hba_lib.models import load_default_model, load_model_checkpoint
 from hba_lib.oracle import Oracle
 from hba_lib.paths import resolve
@@ -180,8 +180,8 @@ pd.DataFrame({f"median MAP within {b}": [c[1][list(budgets).index(b)] for c in c
 
 # %% [markdown]
 # `benchmarks/heuristic_attack.py` runs this comparison on 20 videos of each default model at
-# 10,000 queries with the paper's stopping rule beside it; the README reports what it
-# measured.
+# 10,000 queries with the paper's stopping rule beside it; [docs/peers.md](../docs/peers.md)
+# reports what it measured.
 #
 # ## Summary
 # - Algorithm 2 = saliency mask (no query) -> key frames inside it (Algorithm 1, counted as

@@ -66,8 +66,8 @@ import pandas as pd
 import torch
 from IPython.display import display
 
-from hba_lib import exercises, paper_tables, paths, viz
-from hba_lib.experiments import load_results, run_sweep, store_status, sweep_from_dict
+from hba_lib import exercises, paths, viz
+from hba_lib.experiments import load_results, paper_tables, run_sweep, store_status, sweep_from_dict
 
 torch.set_num_threads(threads)
 model_spec = str(paths.resolve(checkpoint)) if checkpoint else model_name

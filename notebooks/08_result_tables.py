@@ -69,19 +69,20 @@ import pandas as pd
 import torch
 from IPython.display import Markdown, display
 
-from hba_lib import exercises, metrics, paper_tables, paths, viz
-from hba_lib.datasets import get_dataset
+from hba_lib import exercises, metrics, paths, viz
+from hba_lib.data import get_dataset
+from hba_lib.data.video import to_model_layout
 from hba_lib.experiments import (
     expand,
     job_inputs,
     load_adversarial,
     load_results,
+    paper_tables,
     run_sweep,
     sweep_from_dict,
 )
 from hba_lib.experiments.summary import to_results
 from hba_lib.experiments.sweep import load_dataset, load_model
-from hba_lib.video import to_model_layout
 
 torch.set_num_threads(threads)
 store_path = paths.resolve(store) if store else paths.output_dir() / "08_result_tables.sqlite"

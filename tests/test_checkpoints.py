@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
+from hba_lib.data.synthetic import SyntheticActions
 from hba_lib.models import default_checkpoint_info, default_checkpoint_path, load_default_model
-from hba_lib.synthetic import SyntheticActions
-from hba_lib.train import evaluate
+from hba_lib.models.train import evaluate
 
 torch.set_num_threads(2)
 
@@ -22,7 +22,7 @@ def test_default_checkpoint_reaches_recorded_accuracy(name):
     info = default_checkpoint_info(name)
     for key in ("command", "seed", "data", "test_acc", "shuffled_acc", "spec"):
         assert key in info, key
-    assert info["command"].startswith("python -m hba_lib.train")
+    assert info["command"].startswith("python -m hba_lib.models.train")
     torch.load(path, map_location="cpu", weights_only=True)  # the only loader we allow
 
     model = load_default_model(name)

@@ -16,14 +16,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hba_lib.archives import (
+from hba_lib.data.archives import (
     ArchiveError,
     UnsafeArchiveError,
     extract,
     list_members,
     safe_member_name,
 )
-from hba_lib.real_datasets import HMDB51, UCF101, build_cache, extract_data, make_fake_layout
+from hba_lib.data.real_datasets import HMDB51, UCF101, build_cache, extract_data, make_fake_layout
 
 
 def _rar4_block(htype: int, flags: int, body: bytes) -> bytes:

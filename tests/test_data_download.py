@@ -10,7 +10,7 @@ import threading
 import numpy as np
 import pytest
 
-from hba_lib.download import (
+from hba_lib.data.download import (
     HMDB51_FILES,
     UCF101_FILES,
     ChecksumError,
@@ -107,7 +107,7 @@ def test_server_without_ranges_restarts_cleanly(server, tmp_path):
 
 
 def test_dropped_connection_is_retried_and_resumed(server, tmp_path, monkeypatch):
-    monkeypatch.setattr("hba_lib.download.time.sleep", lambda s: None)
+    monkeypatch.setattr("hba_lib.data.download.time.sleep", lambda s: None)
     url, st = server
     st["cut_after"] = 120_000
     out = download(f"{url}/file.bin", tmp_path / "f.bin", sha256=SHA, progress=False)

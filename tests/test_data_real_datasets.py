@@ -9,9 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from hba_lib.datasets import get_dataset
-from hba_lib.paths import REAL_DATA
-from hba_lib.real_datasets import (
+from hba_lib.data import get_dataset
+from hba_lib.data.real_datasets import (
     HMDB51,
     HMDB51_MEAN,
     HMDB51_STD,
@@ -21,8 +20,9 @@ from hba_lib.real_datasets import (
     JpgFolderDataset,
     make_fake_layout,
 )
-from hba_lib.splits import VideoItem
-from hba_lib.video_io import read_snippet
+from hba_lib.data.splits import VideoItem
+from hba_lib.data.video_io import read_snippet
+from hba_lib.paths import REAL_DATA
 
 SIZE = 24
 

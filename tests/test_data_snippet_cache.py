@@ -9,11 +9,11 @@ import cv2
 import numpy as np
 import pytest
 
-import hba_lib.snippet_cache as sc
+import hba_lib.data.snippet_cache as sc
+from hba_lib.data.real_datasets import UCF101, cache_dir, make_fake_layout
+from hba_lib.data.snippet_cache import build_snippet_cache, load_snippet_cache
+from hba_lib.data.video_io import read_snippet
 from hba_lib.paths import REPO_ROOT
-from hba_lib.real_datasets import UCF101, cache_dir, make_fake_layout
-from hba_lib.snippet_cache import build_snippet_cache, load_snippet_cache
-from hba_lib.video_io import read_snippet
 
 SIZE = 24
 
@@ -26,7 +26,7 @@ def ucf_root(tmp_path):
 
 
 def _items(root, split="train"):
-    from hba_lib.splits import read_ucf101_split
+    from hba_lib.data.splits import read_ucf101_split
 
     sp = read_ucf101_split(root / "ucfTrainTestlist", 1)
     return sp.items(split), sp.classes

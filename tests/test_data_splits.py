@@ -6,13 +6,13 @@ from collections import Counter
 
 import pytest
 
-from hba_lib.paths import REAL_DATA
-from hba_lib.splits import (
+from hba_lib.data.splits import (
     read_hmdb51_classes,
     read_hmdb51_split,
     read_ucf101_classes,
     read_ucf101_split,
 )
+from hba_lib.paths import REAL_DATA
 
 UCF = REAL_DATA / "ucfTrainTestlist"
 HMDB = REAL_DATA / "testTrainMulti_7030_splits"

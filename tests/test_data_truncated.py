@@ -9,10 +9,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import hba_lib.snippet_cache as sc
+import hba_lib.data.snippet_cache as sc
+from hba_lib.data.snippet_cache import build_snippet_cache, load_snippet_cache
+from hba_lib.data.video_io import (
+    VideoDecodeError,
+    intact_frame_count,
+    read_all_frames,
+    read_snippet,
+)
 from hba_lib.paths import REAL_DATA
-from hba_lib.snippet_cache import build_snippet_cache, load_snippet_cache
-from hba_lib.video_io import VideoDecodeError, intact_frame_count, read_all_frames, read_snippet
 
 needs_real = pytest.mark.skipif(
     not REAL_DATA.is_dir(), reason=f"real clips not present at {REAL_DATA} (../shared absent)"
@@ -86,17 +91,16 @@ def test_cache_excludes_or_trims_truncated_clips_by_name(tmp_path, capsys):
     assert set(excluded) == {"bad/prefix20k.avi", "bad/short40k.avi"}
     assert "decoding fails at the first frame" in excluded["bad/prefix20k.avi"]
     assert "fewer than the 16 required" in excluded["bad/short40k.avi"]
-    assert any(
-        name == "bad/halfway.avi" and "intact frames" in w for name, w in report.warnings
-    )
+    assert any(name == "bad/halfway.avi" and "intact frames" in w for name, w in report.warnings)
     text = (out / "report.txt").read_text()
     for name in ("bad/prefix20k.avi", "bad/short40k.avi", "bad/halfway.avi"):
         assert name in printed and name in text
     videos, labels, meta = load_snippet_cache(out)
     assert meta["relpaths"] == ["good/whole.avi", "bad/halfway.avi"]
-    assert not any(meta["looped"]) and meta["n_decoded"][1] == intact_frame_count(
-        root / "bad/halfway.avi"
-    )[0]
+    assert (
+        not any(meta["looped"])
+        and meta["n_decoded"][1] == intact_frame_count(root / "bad/halfway.avi")[0]
+    )
 
 
 def test_interrupted_build_cache_says_what_was_kept_and_how_to_resume(
@@ -105,8 +109,8 @@ def test_interrupted_build_cache_says_what_was_kept_and_how_to_resume(
     """Ctrl-C in ``build-cache``: a message, exit status 130, no KeyboardInterrupt traceback."""
     import sys
 
+    from hba_lib.data.real_datasets import make_fake_layout
     from hba_lib.paths import REPO_ROOT
-    from hba_lib.real_datasets import make_fake_layout
 
     make_fake_layout("ucf101", tmp_path, hw=(32, 40))
     sys.path.insert(0, str(REPO_ROOT / "data_scripts"))

@@ -6,8 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from hba_lib.paths import REAL_DATA
-from hba_lib.video_io import (
+from hba_lib.data.video_io import (
     SnippetInfo,
     VideoDecodeError,
     read_all_frames,
@@ -15,6 +14,7 @@ from hba_lib.video_io import (
     uniform_indices,
     write_video,
 )
+from hba_lib.paths import REAL_DATA
 
 needs_real = pytest.mark.skipif(
     not REAL_DATA.is_dir(), reason=f"real clips not present at {REAL_DATA} (../shared absent)"

@@ -17,7 +17,6 @@ from hba_lib.attacks import (
     make_attack,
     make_optimizer,
 )
-from hba_lib.goals import Targeted, Untargeted
 from hba_lib.heuristics.key_frames import (
     accept_deletion,
     frame_importance,
@@ -25,6 +24,7 @@ from hba_lib.heuristics.key_frames import (
     select_key_frames,
 )
 from hba_lib.oracle import Oracle
+from hba_lib.oracle.goals import Targeted, Untargeted
 
 torch.set_num_threads(1)
 SHAPE = (3, 6, 8, 8)  # [C, T, H, W]
@@ -268,7 +268,7 @@ def test_sign_opt_approaches_the_closed_form_optimum_on_a_hyperplane() -> None:
 
 
 def test_smooth_probes_are_unit_masked_and_coarse() -> None:
-    from hba_lib.queries import random_directions
+    from hba_lib.oracle.queries import random_directions
 
     mask = torch.zeros(1, *SHAPE[1:])
     mask[:, 2:4, 1:7, 2:8] = 1
@@ -290,4 +290,6 @@ def test_smooth_probes_are_unit_masked_and_coarse() -> None:
     res = make_attack("temporal+spatial", optimizer="sign-opt", omega=None, phi=0.5, q=10,
                       max_iter=3, probe_scale=2, seed=0).run(
         Oracle(model), x, label, candidates=pool[labels != label][:3])  # fmt: skip
-    assert res.success and torch.equal(res.x_adv[~res.mask.expand(SHAPE)], x[~res.mask.expand(SHAPE)])
+    assert res.success and torch.equal(
+        res.x_adv[~res.mask.expand(SHAPE)], x[~res.mask.expand(SHAPE)]
+    )

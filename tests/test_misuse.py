@@ -96,11 +96,20 @@ BAD_INPUTS = {
     "layout [T, C, H, W]": (lambda: _x().transpose(0, 1), None, ValueError, "\\[C, T, H, W\\]"),
     "a batch as x": (lambda: _x()[None], None, ValueError, "one video"),
     "2 frames": (lambda: _x()[:, :2], None, ValueError, "T=2 frames.*expects 4"),
-    "NaN pixel": (lambda: _x().index_put_((torch.tensor(0),), torch.tensor(math.nan)), None,
-                  ValueError, "NaN"),  # fmt: skip
+    "NaN pixel": (
+        lambda: _x().index_put_((torch.tensor(0),), torch.tensor(math.nan)),
+        None,
+        ValueError,
+        "NaN",
+    ),  # fmt: skip
     "empty video": (lambda: torch.zeros(3, 4, 0, 8), None, ValueError, "empty"),
     "empty candidates": (_x, lambda: torch.zeros(0, *SHAPE), ValueError, "at least one"),
-    "candidates of another shape": (_x, lambda: torch.rand(2, 3, 4, 8, 9), ValueError, "shaped like"),
+    "candidates of another shape": (
+        _x,
+        lambda: torch.rand(2, 3, 4, 8, 9),
+        ValueError,
+        "shaped like",
+    ),
     "uint8 candidates": (_x, lambda: torch.zeros(2, *SHAPE, dtype=torch.uint8), TypeError, "float"),
     "0-255 candidates": (_x, lambda: torch.full((2, *SHAPE), 200.0), ValueError, "\\[0, 1\\]"),
 }

@@ -156,7 +156,7 @@ def test_papermill_run_at_other_parameters_writes_only_its_run_folder(tmp_path):
 def test_viz_import_leaves_backend_and_rcparams_alone():
     code = (
         "import matplotlib as mpl; mpl.use('svg'); before = dict(mpl.rcParams)\n"
-        "import hba_lib.viz, hba_lib.train, hba_lib.metrics\n"
+        "import hba_lib.viz, hba_lib.models.train, hba_lib.metrics\n"
         "after = dict(mpl.rcParams)\n"
         "assert mpl.get_backend() == 'svg', mpl.get_backend()\n"
         "changed = {k for k in before if before[k] != after[k]}\n"

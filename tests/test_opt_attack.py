@@ -14,8 +14,8 @@ from hba_lib.attacks.opt_attack import (
     targeted_initial_search,
     untargeted_initial_search,
 )
-from hba_lib.goals import Targeted, Untargeted
 from hba_lib.oracle import NonFiniteOutputError, Oracle
+from hba_lib.oracle.goals import Targeted, Untargeted
 
 torch.set_num_threads(1)  # tiny ops: threads only add overhead
 SHAPE = (3, 4, 8, 8)  # [C, T, H, W]: small enough for many iterations in a second
@@ -304,7 +304,7 @@ def test_attack_set_picks_correct_videos_and_candidates() -> None:
     from types import SimpleNamespace
 
     from hba_lib.attacks import attack_set
-    from hba_lib.video import to_uint8_frames
+    from hba_lib.data.video import to_uint8_frames
 
     model, _, _, pool, _ = toy_setup()
     frames = to_uint8_frames(pool)  # stored layout, as data sets keep it
@@ -333,3 +333,20 @@ def test_config_budget_holds_on_an_unlimited_oracle() -> None:
     res = attack.run(oracle, x, label, candidates=pool[labels != label][:5])
     assert res.stop_reason == "budget_exhausted" and res.queries == oracle.used <= 150
     assert res.success and res.queries_by_phase["check"] == 2
+
+
+def test_step_schedule_decays_resets_and_stops():
+    """The collapse rule, written once for Opt-attack and Sign-OPT: reset eta, divide beta by
+    10, stop after ``max_beta_decays`` decays."""
+    from hba_lib.attacks.base import StepSchedule
+
+    cfg = OptAttackConfig(eta=0.2, beta=0.005, eta_reset=1.0, eta_floor=1e-4, max_beta_decays=2)
+    s = StepSchedule.from_config(cfg)
+    assert (s.eta, s.beta, s.eta_reset) == (0.2, 0.005, 1.0)
+    s.eta = 5e-5
+    assert s.collapsed()
+    assert s.decay() is False
+    assert (s.eta, s.decays) == (1.0, 1) and s.beta == pytest.approx(5e-4)
+    assert not s.collapsed()
+    assert s.decay() is True and s.beta == pytest.approx(5e-5)
+    assert StepSchedule.from_config(OptAttackConfig(eta=0.3)).eta_reset == 0.3  # None: eta

@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 
 from hba_lib import demo
-from hba_lib import paper_tables as pt
 from hba_lib.attacks.common import TraceRow
+from hba_lib.experiments import paper_tables as pt
 
 
 def test_tables_agree_where_the_paper_repeats_a_row():

@@ -47,10 +47,9 @@ def test_notebook_pair_in_sync_and_without_outputs(source):
     assert pair.exists(), f"{pair.name} is missing: run `make sync`"
     from_py = jupytext.read(source)
     raw = json.loads(pair.read_text())
-    assert [c["source"] if isinstance(c["source"], str) else "".join(c["source"])
-            for c in raw["cells"]] == [c.source for c in from_py.cells], (
-        f"{source.name} and {pair.name} differ: run `make sync`"
-    )
+    assert [
+        c["source"] if isinstance(c["source"], str) else "".join(c["source"]) for c in raw["cells"]
+    ] == [c.source for c in from_py.cells], f"{source.name} and {pair.name} differ: run `make sync`"
     for cell in raw["cells"]:
         if cell["cell_type"] == "code":
             assert not cell.get("outputs") and cell.get("execution_count") is None, (
@@ -81,3 +80,10 @@ def test_parameters_are_literals_and_full_params_match(source):
     overrides = yaml.safe_load(full.read_text()) or {}
     unknown = set(overrides) - set(params)
     assert not unknown, f"{full.name} sets parameters the notebook does not have: {unknown}"
+
+
+def test_every_notebook_is_a_pair():
+    """A notebook added as .ipynb alone (or .py alone) escapes the sync check: refuse it."""
+    ipynbs = {p.stem for p in paths.NOTEBOOKS.glob("*.ipynb")}
+    sources = {p.stem for p in paths.NOTEBOOKS.glob("*.py")}
+    assert ipynbs == sources, f"unpaired notebooks: {sorted(ipynbs ^ sources)} (run `make sync`)"

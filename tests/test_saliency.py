@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from hba_lib import synthetic
-from hba_lib.datasets import get_dataset
+from hba_lib.data import get_dataset, synthetic
+from hba_lib.data.video import to_model_layout
 from hba_lib.heuristics import saliency as sal
 from hba_lib.heuristics.saliency import (
     keep_count,
@@ -18,7 +18,6 @@ from hba_lib.heuristics.saliency import (
     top_phi_mask,
 )
 from hba_lib.paths import REAL_DATA
-from hba_lib.video import to_model_layout
 
 torch.set_num_threads(1)
 cv2.setNumThreads(1)
@@ -72,7 +71,7 @@ def test_torch_matches_opencv_on_synthetic(size, n_per_class):
 @needs_real
 @pytest.mark.parametrize("source", sorted(REAL_SOURCES))
 def test_torch_matches_opencv_on_real_clips(source):
-    from hba_lib.video_io import read_snippet
+    from hba_lib.data.video_io import read_snippet
 
     paths = sorted(REAL_DATA.glob(REAL_SOURCES[source]))
     if not paths:

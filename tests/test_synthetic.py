@@ -6,8 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from hba_lib import synthetic
-from hba_lib.datasets import get_dataset
+from hba_lib.data import get_dataset, synthetic
 
 K = len(synthetic.CLASSES)
 
@@ -84,6 +83,7 @@ def test_bad_arguments_raise(kwargs, match):
 
 # --- only time tells the class -------------------------------------------------------------
 
+
 def _tracks(n_per_class: int, seed: int, size: int = 32):
     rng = np.random.default_rng(seed)
     out = []
@@ -104,8 +104,17 @@ def _motion(track):
     dx, dy = np.diff(track.cx), np.diff(track.cy)
     da, dr = np.diff(track.angle), np.diff(np.log(track.radius))
     turn = dx[:-1] * dy[1:] - dy[:-1] * dx[1:]
-    return np.array([dx.mean(), dy.mean(), np.abs(dx).mean(), np.abs(dy).mean(), da.mean(),
-                     dr.mean(), turn.mean()])
+    return np.array(
+        [
+            dx.mean(),
+            dy.mean(),
+            np.abs(dx).mean(),
+            np.abs(dy).mean(),
+            da.mean(),
+            dr.mean(),
+            turn.mean(),
+        ]
+    )
 
 
 def _knn_accuracy(xtr, ytr, xte, yte, k=7):

@@ -10,15 +10,14 @@ import pytest
 import torch
 from torch import nn
 
-from hba_lib import paths
+from hba_lib import paths, viz
+from hba_lib.data.synthetic import SyntheticActions
 from hba_lib.models import build_model, load_model_checkpoint
-from hba_lib.synthetic import SyntheticActions
-from hba_lib.train import (
+from hba_lib.models.train import (
     CHECKPOINT_NAME,
     TrainingInterrupted,
     evaluate,
     export_default,
-    plot_table1,
     save_table1,
     table1,
     train,
@@ -103,12 +102,12 @@ def test_checkpoint_is_weights_only_and_rebuilds_the_model(tmp_path, tiny_data):
 def test_export_default_records_how_and_how_well(tmp_path, tiny_data):
     res = _run(tmp_path / "run", tiny_data, epochs=1)
     pt = export_default(
-        res, "tiny", tiny_data[1], command="python -m hba_lib.train --x", folder=tmp_path
+        res, "tiny", tiny_data[1], command="python -m hba_lib.models.train --x", folder=tmp_path
     )
     import json
 
     info = json.loads(pt.with_suffix(".json").read_text())
-    assert info["command"] == "python -m hba_lib.train --x" and info["seed"] == 0
+    assert info["command"] == "python -m hba_lib.models.train --x" and info["seed"] == 0
     assert info["test_acc"] == evaluate(load_model_checkpoint(pt), tiny_data[1])
     assert info["data"]["n_test"] == len(tiny_data[1])
 
@@ -165,7 +164,7 @@ def test_table1_rows_match_evaluate_and_are_saved(tmp_path, tiny_data):
     assert csv.read_text().splitlines()[0].startswith("model,dataset,n_test,accuracy_%")
     import matplotlib.pyplot as plt
 
-    plt.close(plot_table1(df))
+    plt.close(viz.plot_table1(df))
 
 
 def test_evaluate_rejects_empty_data():

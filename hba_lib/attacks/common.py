@@ -30,7 +30,7 @@ from typing import Any, NamedTuple
 import torch
 
 from hba_lib.oracle import BudgetExhausted, NonFiniteOutputError, Oracle, query_jointly
-from hba_lib.queries import QueryProcess, Request
+from hba_lib.oracle.queries import QueryProcess, Request
 
 
 def validate_video(x: Any, num_frames: int | None = None, name: str = "x") -> torch.Tensor:
@@ -47,7 +47,7 @@ def validate_video(x: Any, num_frames: int | None = None, name: str = "x") -> to
     if not x.is_floating_point():
         raise TypeError(
             f"{name} must be float in [0, 1], got dtype {x.dtype} (a uint8 0-255 video: "
-            "hba_lib.video.to_model_layout converts it)"
+            "hba_lib.data.video.to_model_layout converts it)"
         )
     if 0 in x.shape:
         raise ValueError(f"{name} is empty: shape {tuple(x.shape)}")
@@ -227,7 +227,7 @@ def attack_set(
     """
     import numpy as np
 
-    from hba_lib.video import to_model_layout
+    from hba_lib.data.video import to_model_layout
 
     labels = np.asarray(dataset.labels)
     rng = np.random.default_rng(seed)

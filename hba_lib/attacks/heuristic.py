@@ -23,17 +23,12 @@ from dataclasses import asdict, dataclass
 
 import torch
 
-from hba_lib.attacks.opt_attack import (
-    OPT_PRESETS,
-    OptAttack,
-    OptAttackConfig,
-    QueryAttack,
-    _State,
-)
+from hba_lib.attacks.base import AttackConfig, AttackState, BoundaryAttack, QueryAttack
+from hba_lib.attacks.opt_attack import OPT_PRESETS, OptAttack, OptAttackConfig
 from hba_lib.attacks.sign_opt import SignOPT
-from hba_lib.goals import Goal
 from hba_lib.heuristics.key_frames import ACCEPTANCE_RULES, select_key_frames
-from hba_lib.queries import QueryProcess
+from hba_lib.oracle.goals import Goal
+from hba_lib.oracle.queries import QueryProcess
 
 OPTIMIZERS = ("opt", "opt-authors", "opt-relative", "sign-opt")
 
@@ -46,7 +41,7 @@ PRESETS: dict[str, dict[bool, dict[str, float | None]]] = {
 ``None``: no key-frame search) and phi (salient area ratio, 1: no spatial sparsity)."""
 
 
-def make_optimizer(name: str = "opt", **overrides) -> OptAttack:
+def make_optimizer(name: str = "opt", **overrides) -> BoundaryAttack:
     """An optimizer by name (:data:`OPTIMIZERS`), with constant overrides."""
     if name == "sign-opt":
         return SignOPT(**overrides)
@@ -88,12 +83,14 @@ class HeuristicAttack(QueryAttack):
 
     def __init__(
         self,
-        optimizer: OptAttack | str = "opt",
+        optimizer: BoundaryAttack | str = "opt",
         config: HeuristicConfig | None = None,
         name: str | None = None,
         **overrides,
     ) -> None:
-        heur = {k: overrides.pop(k) for k in list(overrides) if k in HeuristicConfig.__annotations__}
+        heur = {
+            k: overrides.pop(k) for k in list(overrides) if k in HeuristicConfig.__annotations__
+        }
         self.heuristics = HeuristicConfig(**{**asdict(config or HeuristicConfig()), **heur})
         self.optimizer = make_optimizer(optimizer, **overrides) if isinstance(optimizer, str) else (
             optimizer)  # fmt: skip
@@ -109,7 +106,7 @@ class HeuristicAttack(QueryAttack):
         return " + ".join(parts)
 
     @property
-    def config(self) -> OptAttackConfig:
+    def config(self) -> AttackConfig:
         """The optimizer's constants (``query_budget`` among them)."""
         return self.optimizer.config
 
@@ -123,7 +120,7 @@ class HeuristicAttack(QueryAttack):
 
         return saliency_mask(x, h.phi, method=h.saliency, backend=h.saliency_backend)
 
-    def key_frame_initialiser(self, attack: OptAttack, st: _State, goal: Goal,
+    def key_frame_initialiser(self, attack: BoundaryAttack, st: AttackState, goal: Goal,
                               candidates: torch.Tensor):  # fmt: skip
         """Algorithm 1 for every adversarial candidate; the best (lowest MAP) seeds ``st``."""
         h, cfg = self.heuristics, attack.config
@@ -179,7 +176,7 @@ class HeuristicAttack(QueryAttack):
 
 
 def make_attack(
-    name: str = "temporal+spatial", targeted: bool = False, optimizer: str | OptAttack = "opt",
+    name: str = "temporal+spatial", targeted: bool = False, optimizer: str | BoundaryAttack = "opt",
     **params,
 ) -> HeuristicAttack:  # fmt: skip
     """One of the paper's configurations (:data:`PRESETS`: ``opt``, ``temporal``,

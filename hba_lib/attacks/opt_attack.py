@@ -25,33 +25,30 @@ so a query within that of the boundary can be answered differently when the same
 evaluated in another batch; from there the runs of two batchings can part. The equality tests
 use a model whose arithmetic is per clip.
 
-A 0/1 ``mask`` (video-shaped or broadcastable) restricts every direction and probe; pixels
-outside it are never changed. ``init=(theta, g)`` skips the candidate search. These two are the
-hooks the heuristics (key frames, saliency) plug into.
+This module holds what is Opt-attack's own: its constants (:class:`OptAttackConfig`,
+:data:`OPT_PRESETS`) and its iteration (:meth:`OptAttack.step`). What it shares with Sign-OPT
+(the plumbing, the initialisation, the line search, the step schedule, masks and ``init=`` /
+``initialiser=`` hooks, the output) is in ``hba_lib.attacks.base``.
 """
 
 from __future__ import annotations
 
 import math
-import time
-from collections.abc import Callable, Generator, Sequence
+from collections.abc import Generator
 from dataclasses import asdict, dataclass
 
 import torch
 
-from hba_lib import metrics
-from hba_lib.attacks.common import (
-    AttackResult,
-    TraceRow,
-    drive,
-    drive_many,
-    validate_candidates,
-    validate_video,
+from hba_lib.attacks.base import (  # noqa: F401 - re-exported: names users import from here
+    AttackConfig,
+    AttackState,
+    BoundaryAttack,
+    QueryAttack,
+    StepSchedule,
 )
-from hba_lib.goals import Goal, make_goal
-from hba_lib.oracle import Answer, BudgetExhausted, NonFiniteOutputError, Oracle
-from hba_lib.queries import (  # noqa: F401 - the searches are part of this module's story
-    QueryProcess,
+from hba_lib.oracle import Answer, Oracle
+from hba_lib.oracle.goals import Goal
+from hba_lib.oracle.queries import (  # noqa: F401 - the searches are part of this module's story
     Request,
     Search,
     bisect,
@@ -65,63 +62,9 @@ from hba_lib.queries import (  # noqa: F401 - the searches are part of this modu
 
 
 @dataclass
-class OptAttackConfig:
-    """Every constant of the attack (``docs/algorithm.md``); report these beside every MQ.
-
-    - ``q``: random probes per gradient estimate; ``beta``: probe step (smoothing).
-    - ``eta``: initial line-search step (carried over between iterations, reset on a collapse);
-      ``eta_floor``: a collapse below it divides ``beta`` by 10; ``line_search_steps``: the most
-      doublings / quarterings per iteration.
-    - ``tol``: bisection tolerance on ``lam`` (L2 in [0, 1] units) for every search.
-    - ``tol_rel``: ``None`` (the paper: ``tol`` everywhere) or a tolerance *relative to the
-      signal* for the optimisation's searches (probes and line search):
-      ``tol_rel * beta * g / sqrt(d)``, ``d`` the number of free values. A probe
-      ``theta + beta * u`` moves the boundary point by about ``beta * g / sqrt(d)`` along the
-      boundary's normal, so an absolute ``tol`` far above that turns the gradient estimate into
-      bisection noise (``docs/algorithm.md``, "Measured").
-    - ``grad_scale``: the gradient estimate is multiplied by this (the authors' code: ``d = 15``).
-    - ``eta_reset``: ``eta`` after a collapse (``None``: back to ``eta``; the authors' code: 1.0).
-    - ``probe_scale``: 1 for the papers' i.i.d. Gaussian probes; ``s > 1`` draws them on a grid
-      ``s`` times coarser in H and W, upsampled bilinearly (:func:`~hba_lib.queries.
-      random_directions`): smooth probes in an ``s**2`` times smaller space.
-    - ``max_beta_decays``: stop after ``beta`` has been divided by 10 this many times.
-    - ``max_iter``: iteration limit. ``query_budget``: the most queries one attack on one video
-      spends (``None``: unlimited), whatever the oracle's own budget (which also holds).
-    - ``grow``/``shrink``: local-search steps (x1.01 / x0.99); ``targeted_grow`` (x1.05) and
-      ``grid_points`` (100) for the targeted initial search.
-    - ``lam_cap``: searches give up past this ``lam`` (``None``: the diagonal of the [0, 1] box
-      over the free values, ``sqrt(#values in the mask)``, beyond which every pixel has clipped).
-    - ``lockstep``: run the ``q`` probes' local searches in lockstep (batched) or one by one.
-    - ``seed``: seeds the probes' random directions (the same for every video).
-    """
-
-    q: int = 20
-    beta: float = 0.005
-    eta: float = 0.2
-    eta_floor: float = 1e-4
-    line_search_steps: int = 15
-    tol: float = 1e-2
-    max_beta_decays: int = 3
-    max_iter: int = 1000
-    query_budget: int | None = None
-    grow: float = 1.01
-    shrink: float = 0.99
-    targeted_grow: float = 1.05
-    grid_points: int = 100
-    lam_cap: float | None = None
-    lockstep: bool = True
-    seed: int = 0
-    tol_rel: float | None = None
-    grad_scale: float = 1.0
-    eta_reset: float | None = None
-    probe_scale: int = 1
-
-    def search_tol(self, beta: float, g: float, free: int) -> float:
-        """The optimisation's bisection tolerance at probe step ``beta`` and distance ``g``
-        (``free``: values the attack may change; smooth probes span ``free / probe_scale**2``)."""
-        if self.tol_rel is None or not math.isfinite(g):
-            return self.tol
-        return self.tol_rel * beta * g / math.sqrt(max(free / self.probe_scale**2, 1))
+class OptAttackConfig(AttackConfig):
+    """Opt-attack's constants: :class:`~hba_lib.attacks.base.AttackConfig`'s defaults, the
+    paper's (``docs/algorithm.md``)."""
 
 
 OPT_PRESETS: dict[str, dict] = {
@@ -162,475 +105,40 @@ def run_search(
         return stop.value, steps
 
 
-def _validate_mask_init(
-    x: torch.Tensor, mask: torch.Tensor | None, init: tuple[torch.Tensor, float] | None
-) -> None:
-    """A clear error unless ``mask`` is a 0/1 tensor broadcastable to ``x`` and ``init`` a
-    ``(theta shaped like x, finite g > 0)``."""
-    if mask is not None:
-        if not isinstance(mask, torch.Tensor):
-            raise TypeError(f"mask must be a torch.Tensor, got {type(mask).__name__}")
-        try:
-            ok = torch.broadcast_shapes(mask.shape, x.shape) == x.shape
-        except RuntimeError:
-            ok = False
-        if not ok:
-            raise ValueError(
-                f"mask of shape {tuple(mask.shape)} does not broadcast to x {tuple(x.shape)}"
-            )
-        if not bool(((mask == 0) | (mask == 1)).all()):
-            raise ValueError("mask must hold only 0 and 1")
-        if not bool(mask.any()):
-            raise ValueError("mask is all 0: no pixel may change")
-    if init is not None:
-        theta, g = init
-        if not isinstance(theta, torch.Tensor) or tuple(theta.shape) != tuple(x.shape):
-            raise ValueError(f"init theta must be a tensor shaped like x {tuple(x.shape)}")
-        if not (math.isfinite(float(g)) and float(g) > 0):
-            raise ValueError(f"init g must be finite and > 0, got {g!r}")
-
-
-Initialiser = Callable[["OptAttack", "_State", Goal, torch.Tensor], QueryProcess]
-
-
-class _State:
-    """The attack's running best (read back when the budget runs out) and its bookkeeping.
-
-    Besides ``(theta, g)`` it keeps the closest adversarial video any query has seen (``best``,
-    ``best_distance``; points that change pixels outside the mask do not count), the result
-    when a stop cuts a search short. ``goal`` is set by the process; without it nothing is kept.
-    """
-
-    def __init__(self, x: torch.Tensor, mask: torch.Tensor | None) -> None:
-        self.x = x
-        self.mask = mask
-        self.goal: Goal | None = None
-        self.best: torch.Tensor | None = None
-        self.best_distance = math.inf
-        self.error = ""
-        self._outside = None if mask is None else mask.expand_as(x) == 0
-        self.theta: torch.Tensor | None = None
-        self.g = math.inf
-        self.queries = 0
-        self.by_phase: dict[str, int] = {"init": 0, "optimisation": 0, "check": 0}
-        self.iterations = 0
-        self.trace: list[TraceRow] = []
-        self.stop_reason = "max_iter"
-        self.info: dict = {}  # what an initialiser wants in the result (e.g. key-frame trials)
-
-    def see(self, pts: torch.Tensor, labels: torch.Tensor) -> None:
-        """Keep the closest of the queried ``pts`` answered adversarial (work only for those)."""
-        adv = self.goal.is_adversarial(labels)
-        if not bool(adv.any()):
-            return
-        idx = adv.nonzero().flatten().to(pts.device)
-        cand = pts.index_select(0, idx).clamp_(0.0, 1.0)  # what the oracle evaluated
-        d = torch.linalg.vector_norm((cand - self.x).flatten(1), dim=1)
-        if self._outside is not None:  # a candidate video changes pixels outside the mask
-            moved = (cand != self.x)[:, self._outside].any(1)
-            d = torch.where(moved, torch.full_like(d, math.inf), d)
-        k = int(torch.argmin(d))
-        if float(d[k]) < self.best_distance:
-            self.best_distance, self.best = float(d[k]), cand[k].clone()
-
-    def record(self) -> None:
-        if self.theta is None or not math.isfinite(self.g):
-            return
-        x_adv = points(self.x, self.theta.unsqueeze(0), [self.g])[0]
-        self.trace.append(
-            TraceRow(self.queries, self.g, metrics.mean_absolute_perturbation(self.x, x_adv))
-        )
-
-
-class QueryAttack:
-    """What every attack here shares: :meth:`run` (one video) and :meth:`run_many` (videos in
-    lockstep) over its :meth:`process`, with inputs checked and ``config.query_budget`` held."""
-
-    name = "attack"
-    config: OptAttackConfig
-
-    def process(self, x, goal, candidates=None, mask=None, init=None, device=None) -> QueryProcess:
-        """The attack on one video as a query process (see ``hba_lib.queries``)."""
-        raise NotImplementedError
-
-    # -- convenience ------------------------------------------------------------------------------
-    def run(
-        self,
-        oracle: Oracle,
-        x: torch.Tensor,
-        label: int,
-        target: int | None = None,
-        candidates: torch.Tensor | None = None,
-        mask: torch.Tensor | None = None,
-        init: tuple[torch.Tensor, float] | None = None,
-    ) -> AttackResult:
-        """Attack one video through ``oracle`` (its budget applies; its counts accumulate).
-
-        Inputs are checked first (``x`` must have the oracle's ``num_frames``); a NaN/Inf answer
-        raises :class:`~hba_lib.oracle.NonFiniteOutputError` naming the query."""
-        validate_video(x, oracle.num_frames)
-        goal = make_goal(label, target)
-        return drive(self.process(x, goal, candidates, mask, init, oracle.device), oracle)
-
-    def run_many(
-        self,
-        oracle: Oracle,
-        xs: torch.Tensor,
-        labels: Sequence[int],
-        targets: Sequence[int | None] | None = None,
-        candidates: Sequence[torch.Tensor] | None = None,
-        masks: Sequence[torch.Tensor | None] | None = None,
-        inits: Sequence[tuple[torch.Tensor, float] | None] | None = None,
-        progress: bool = True,
-    ) -> list[AttackResult]:
-        """Attack several videos in lockstep, each on a fork of ``oracle`` with
-        ``config.query_budget``: one joint forward pass answers all their pending requests.
-
-        Every query is also counted on ``oracle``, whose own budget caps the total (requests are
-        admitted in video order). While that budget does not bind, each result equals what
-        :meth:`run` gives on its own fresh oracle. Every video's inputs are checked before any
-        query. A NaN/Inf answer ends only that video (``stop_reason == "nonfinite_output"``,
-        ``info["error"]``); the others finish. ``progress``: a progress bar of the
-        queries spent (out of the budgets, when there is one)."""
-        n = len(xs)
-        targets = targets or [None] * n
-        candidates = candidates or [None] * n
-        masks = masks or [None] * n
-        inits = inits or [None] * n
-        for what, seq in (("labels", labels), ("targets", targets), ("candidates", candidates),
-                          ("masks", masks), ("inits", inits)):  # fmt: skip
-            if len(seq) != n:
-                raise ValueError(f"{n} videos but {len(seq)} {what}")
-        for i in range(n):
-            validate_video(xs[i], oracle.num_frames, f"xs[{i}]")
-            if candidates[i] is not None:
-                validate_candidates(candidates[i], xs[i], f"candidates[{i}]")
-            elif inits[i] is None:
-                raise ValueError(f"video {i}: give candidate videos or init=(theta, g)")
-            _validate_mask_init(xs[i], masks[i], inits[i])
-        oracles = [oracle.fork(self.config.query_budget) for _ in range(n)]
-        procs = [
-            self.process(xs[i], make_goal(labels[i], targets[i]), candidates[i], masks[i],
-                         inits[i], oracle.device)
-            for i in range(n)
-        ]  # fmt: skip
-        if not progress:
-            return drive_many(procs, oracles)
-        from tqdm.auto import tqdm
-
-        budget = self.config.query_budget
-        with tqdm(total=None if budget is None else budget * n, unit="query", desc=self.name,
-                  mininterval=0.5) as bar:  # fmt: skip
-
-            def step(done: int) -> None:
-                bar.update(sum(o.used for o in oracles) - bar.n)
-                bar.set_postfix_str(f"{done}/{n} videos done", refresh=False)
-
-            results = drive_many(procs, oracles, on_step=step)
-            bar.total = bar.n  # videos that stopped early leave part of their budget unspent
-            bar.refresh()
-        return results
-
-
-class OptAttack(QueryAttack):
+class OptAttack(BoundaryAttack):
     """Opt-attack for videos; configure once (:class:`OptAttackConfig`), run on many videos."""
 
     name = "Opt-attack"
 
-    def __init__(self, config: OptAttackConfig | None = None, **overrides) -> None:
+    def __init__(self, config: AttackConfig | None = None, **overrides) -> None:
         cfg = config or OptAttackConfig()
         self.config = OptAttackConfig(**{**asdict(cfg), **overrides})
 
-    # -- plumbing: asking the oracle ----------------------------------------------------------------
-    def _ask(self, st: _State, pts: torch.Tensor, phase: str, reserve: int = 1):
-        budget = self.config.query_budget
-        if budget is not None and st.queries + pts.shape[0] > budget - reserve:
-            raise BudgetExhausted(
-                f"attack's query budget exhausted: {st.queries} of {budget} used, a request for "
-                f"{pts.shape[0]} more ({phase}) does not fit"
-            )
-        try:
-            answer: Answer = yield Request(pts, phase, reserve)
-        except NonFiniteOutputError:  # the model saw them: they count
-            st.queries += pts.shape[0]
-            st.by_phase[phase] += pts.shape[0]
-            raise
-        st.queries += pts.shape[0]
-        st.by_phase[phase] += pts.shape[0]
-        if st.goal is not None:
-            st.see(pts, answer.labels)
-        return answer
-
-    def delegate(self, st: _State, process: QueryProcess):
-        """Run a query process (e.g. a heuristic's) through this attack's counted, budgeted
-        :meth:`_ask`; return its value."""
-        try:
-            request = next(process)
-            while True:
-                answer = yield from self._ask(st, request.points, request.phase)
-                request = process.send(answer)
-        except StopIteration as stop:
-            return stop.value
-
-    def _search_one(
-        self, st: _State, goal: Goal, theta: torch.Tensor, search: Search, phase: str
-    ) -> Generator[Request, Answer, float]:
-        """Run one search, one query per oracle call."""
-        try:
-            lam = next(search)
-            while True:
-                ans = yield from self._ask(st, points(st.x, theta.unsqueeze(0), [lam], False), phase)
-                lam = search.send(bool(goal.is_adversarial(ans.labels)[0]))
-        except StopIteration as stop:
-            return stop.value
-
-    def _search_many(
-        self, st: _State, goal: Goal, thetas: torch.Tensor, searches: list[Search], phase: str
-    ) -> Generator[Request, Answer, list[float]]:
-        """Run independent searches, in lockstep (one call per step) or one after another."""
-        if not self.config.lockstep:
-            out = []
-            for theta, search in zip(thetas, searches):
-                out.append((yield from self._search_one(st, goal, theta, search, phase)))
-            return out
-        results = [math.inf] * len(searches)
-        lams: dict[int, float] = {}
-        for i, search in enumerate(searches):
-            try:
-                lams[i] = next(search)
-            except StopIteration as stop:
-                results[i] = stop.value
-        while lams:
-            idx = list(lams)
-            active = thetas if len(idx) == len(thetas) else thetas[idx]
-            pts = points(st.x, active, [lams[i] for i in idx], clip=False)
-            ans = yield from self._ask(st, pts, phase)
-            adv = goal.is_adversarial(ans.labels).tolist()
-            for j, i in enumerate(idx):
-                try:
-                    lams[i] = searches[i].send(bool(adv[j]))
-                except StopIteration as stop:
-                    results[i] = stop.value
-                    del lams[i]
-        return results
-
-    def _cap(self, st: _State) -> float:
-        if self.config.lam_cap is not None:
-            return self.config.lam_cap
-        free = st.x.numel() if st.mask is None else int((st.mask.expand_as(st.x) > 0).sum())
-        return math.sqrt(max(free, 1))
-
-    # -- the algorithm --------------------------------------------------------------------------
-    def initialise(self, st: _State, goal: Goal, candidates: torch.Tensor):
-        """Query the candidates; keep the direction with the smallest ``g`` (updates ``st``)."""
+    def step(
+        self, st: AttackState, goal: Goal, generator: torch.Generator, sched: StepSchedule,
+        cap: float, free: int,
+    ) -> Generator[Request, Answer, bool]:  # fmt: skip
+        """One Opt-attack iteration: the random gradient-free estimate of eq. (1) from ``q``
+        probes ``theta + beta * u`` (their local searches in one batch per step), then the line
+        search; the best probe wins if it beats the line search. False if every probe failed."""
         cfg = self.config
-        candidates = candidates.to(st.x.device, st.x.dtype)
-        ans = yield from self._ask(st, candidates, "init")
-        for i in goal.is_adversarial(ans.labels).nonzero().flatten().tolist():
-            p = candidates[i] - st.x
-            if st.mask is not None:
-                p = p * st.mask
-            lam0 = float(torch.linalg.vector_norm(p))
-            if lam0 == 0.0:
-                continue
-            theta = p / lam0
-            known = st.mask is None
-            if goal.targeted:
-                search = targeted_initial_search(
-                    lam0, cfg.tol, self._cap(st), known, cfg.targeted_grow, cfg.grid_points
-                )
-            else:
-                search = untargeted_initial_search(lam0, st.g, cfg.tol, known)
-            g = yield from self._search_one(st, goal, theta, search, "init")
-            if g < st.g:
-                st.theta, st.g = theta, g
-
-    def _free(self, st: _State) -> int:
-        """Number of values the attack may change (the mask's support, or the whole video)."""
-        return st.x.numel() if st.mask is None else int((st.mask.expand_as(st.x) > 0).sum())
-
-    def line_search(
-        self, st: _State, goal: Goal, theta: torch.Tensor, g2: float, grad: torch.Tensor,
-        eta: float, tol: float, cap: float,
-    ) -> Generator[Request, Answer, tuple[torch.Tensor, float, float]]:  # fmt: skip
-        """Backtracking line search on ``eta`` along ``-grad`` from ``(theta, g2)``.
-
-        Try ``eta``, doubling while ``g`` keeps falling (up to ``line_search_steps`` times); if
-        the first try did not improve, quarter ``eta`` until ``g`` falls. Returns the best
-        ``(theta, g)`` found (``(theta, g2)`` if none improved) and the ``eta`` to carry over.
-        """
-        cfg = self.config
-        min_theta, min_g2 = theta, g2
-        for _ in range(cfg.line_search_steps):
-            new_theta = normalize(theta - eta * grad, st.mask)
-            new_g2 = yield from self._search_one(
-                st, goal, new_theta, local_search(min_g2, tol, cap, cfg.grow, cfg.shrink),
-                "optimisation",
-            )
-            eta *= 2.0
-            if new_g2 < min_g2:
-                min_theta, min_g2 = new_theta, new_g2
-            else:
-                break
-        if min_g2 >= g2:
-            for _ in range(cfg.line_search_steps):
-                eta *= 0.25
-                new_theta = normalize(theta - eta * grad, st.mask)
-                new_g2 = yield from self._search_one(
-                    st, goal, new_theta, local_search(g2, tol, cap, cfg.grow, cfg.shrink),
-                    "optimisation",
-                )
-                if new_g2 < g2:
-                    min_theta, min_g2 = new_theta, new_g2
-                    break
-        return min_theta, min_g2, eta
-
-    def optimise(self, st: _State, goal: Goal, generator: torch.Generator):
-        """The Opt-attack iterations from ``st.theta`` (updates ``st`` after every iteration)."""
-        cfg = self.config
-        cap, free = self._cap(st), self._free(st)
-        theta, g2 = st.theta, st.g
-        eta, beta, decays = cfg.eta, cfg.beta, 0
-        eta_reset = cfg.eta if cfg.eta_reset is None else cfg.eta_reset
-        st.stop_reason = "max_iter"
-        for it in range(cfg.max_iter):
-            tol = cfg.search_tol(beta, g2, free)
-            # random gradient-free estimate, eq. (1): q probes theta + beta * u
-            u = random_directions(cfg.q, tuple(st.x.shape), generator, st.mask, cfg.probe_scale)
-            probes = normalize(theta.unsqueeze(0) + beta * u, st.mask)
-            searches = [local_search(g2, tol, cap, cfg.grow, cfg.shrink) for _ in range(cfg.q)]
-            g1 = yield from self._search_many(st, goal, probes, searches, "optimisation")
-            g1 = torch.tensor(g1, dtype=torch.float64)
-            ok = torch.isfinite(g1)
-            if not bool(ok.any()):  # every probe failed: reset eta, shrink beta
-                eta, beta, decays = eta_reset, beta / 10.0, decays + 1
-                st.iterations = it + 1
-                if decays >= cfg.max_beta_decays:
-                    st.stop_reason = "converged"
-                    break
-                continue
-            coef = torch.where(ok, (g1 - g2) / beta, torch.zeros_like(g1)).to(u.dtype)
-            grad = (coef.to(u.device).view(-1, 1, 1, 1, 1) * u).sum(0) * (cfg.grad_scale / cfg.q)
-            k = int(torch.argmin(torch.where(ok, g1, torch.full_like(g1, math.inf))))
-            min_g1, min_probe = float(g1[k]), probes[k]
-
-            min_theta, min_g2, eta = yield from self.line_search(
-                st, goal, theta, g2, grad, eta, tol, cap
-            )
-            # keep the best probe if it beats the line search
-            if min_g2 <= min_g1:
-                theta, g2 = min_theta, min_g2
-            else:
-                theta, g2 = min_probe, min_g1
-            st.theta, st.g, st.iterations = theta, g2, it + 1
-            st.record()
-
-            if eta < cfg.eta_floor:  # eta collapsed: reset it, shrink beta, maybe stop
-                eta, beta, decays = eta_reset, beta / 10.0, decays + 1
-                if decays >= cfg.max_beta_decays:
-                    st.stop_reason = "converged"
-                    break
-
-    def process(
-        self,
-        x: torch.Tensor,
-        goal: Goal,
-        candidates: torch.Tensor | None = None,
-        mask: torch.Tensor | None = None,
-        init: tuple[torch.Tensor, float] | None = None,
-        device: str | torch.device | None = None,
-        initialiser: Initialiser | None = None,
-    ) -> QueryProcess:
-        """The attack on one clean video ``x [C, T, H, W]`` as a query process (see ``common``).
-
-        Give ``candidates [N, C, T, H, W]`` (queried to find initial directions) or ``init =
-        (theta, g)`` (a known adversarial direction and its ``g``). ``mask``: 0/1, broadcastable
-        to ``x``. ``initialiser(attack, state, goal, candidates)``: a query process that replaces
-        :meth:`initialise` (the key-frame search of Algorithm 1 plugs in here; it may narrow
-        ``state.mask``). Returns an :class:`AttackResult`. Bad inputs raise before any query.
-        """
-        t0 = time.perf_counter()
-        x = validate_video(x)
-        if candidates is None and init is None:
-            raise ValueError("give candidate videos or init=(theta, g)")
-        if candidates is not None:
-            candidates = validate_candidates(candidates, x)
-        _validate_mask_init(x, mask, init)
-        budget = self.config.query_budget
-        if budget is not None and (isinstance(budget, bool) or int(budget) != budget or budget < 0):
-            raise ValueError(f"query_budget must be an int >= 0 or None, got {budget!r}")
-        dev = torch.device(device) if device is not None else x.device
-        x = x.to(dev, torch.float32)
-        mask_t = None if mask is None else mask.detach().to(dev, torch.float32)
-        st = _State(x, mask_t)
-        st.goal = goal
-        gen = torch.Generator(device=dev).manual_seed(self.config.seed)
-        attacked = True
-        try:
-            ans = yield from self._ask(st, x.unsqueeze(0), "check")
-            if int(ans.labels[0]) != goal.label:
-                attacked = False
-                st.stop_reason = "clean_misclassified"
-            else:
-                if init is not None:
-                    st.theta = normalize(init[0].detach().to(dev, torch.float32), mask_t)
-                    st.g = float(init[1])
-                elif initialiser is not None:
-                    yield from initialiser(self, st, goal, candidates.to(dev, torch.float32))
-                else:
-                    yield from self.initialise(st, goal, candidates)
-                if initialiser is None or not st.trace:
-                    st.record()
-                if st.theta is None or not math.isfinite(st.g):
-                    st.stop_reason = "no_initial_direction"
-                else:
-                    yield from self.optimise(st, goal, gen)
-        except BudgetExhausted:
-            st.stop_reason = "budget_exhausted"
-        except NonFiniteOutputError as exc:  # only drive_many throws it in: this video ends
-            st.stop_reason, st.error = "nonfinite_output", f"{type(exc).__name__}: {exc}"
-
-        # output: the closest adversarial video seen (x + g theta unless a stop cut a search
-        # short), and one final check
-        x_adv, label, success, note = x, None, False, {}
-        if attacked:
-            dist = math.inf
-            if st.theta is not None and math.isfinite(st.g):
-                x_adv = points(x, st.theta.unsqueeze(0), [st.g])[0]
-                dist = metrics.l2_distance(x, x_adv)
-            if st.best is not None and metrics.l2_distance(x, st.best) < dist * (1 - 1e-6):
-                # an initialiser may have narrowed the mask since (key frames): stay inside it
-                inside = st.mask is None or not bool(
-                    ((st.best != x) & (st.mask.expand_as(x) == 0)).any()
-                )
-                if inside:
-                    x_adv, note["kept_closest_adversarial_seen"] = st.best, True
-        if x_adv is not x:
-            try:
-                ans = yield from self._ask(st, x_adv.unsqueeze(0), "check", reserve=0)
-                label = int(ans.labels[0])
-                success = bool(goal.is_adversarial(ans.labels)[0])
-            except (BudgetExhausted, NonFiniteOutputError) as exc:
-                note["final_check_failed"] = f"{type(exc).__name__}: {exc}"
-        if st.error:
-            note["error"] = st.error
-        return AttackResult(
-            x_adv=x_adv.cpu(),
-            success=success,
-            label=label,
-            stop_reason=st.stop_reason,
-            queries=st.queries,
-            queries_by_phase=dict(st.by_phase),
-            distance=metrics.l2_distance(x, x_adv),
-            map=metrics.mean_absolute_perturbation(x, x_adv),
-            map_star=metrics.mean_absolute_perturbation(x, x_adv, st.mask),
-            sparsity=metrics.sparsity(None if st.mask is None else st.mask.expand_as(x)),
-            iterations=st.iterations,
-            trace=st.trace,
-            wall_time=time.perf_counter() - t0,
-            started=t0,
-            attacked=attacked,
-            goal=goal.describe(),
-            info={"config": asdict(self.config), "optimizer": self.name, **st.info, **note},
-            mask=None if st.mask is None else (st.mask > 0).cpu(),
+        theta, g2, beta = st.theta, st.g, sched.beta
+        tol = cfg.search_tol(beta, g2, free)
+        u = random_directions(cfg.q, tuple(st.x.shape), generator, st.mask, cfg.probe_scale)
+        probes = normalize(theta.unsqueeze(0) + beta * u, st.mask)
+        searches = [local_search(g2, tol, cap, cfg.grow, cfg.shrink) for _ in range(cfg.q)]
+        g1 = yield from self._search_many(st, goal, probes, searches, "optimisation")
+        g1 = torch.tensor(g1, dtype=torch.float64)
+        ok = torch.isfinite(g1)
+        if not bool(ok.any()):  # every probe failed
+            return False
+        coef = torch.where(ok, (g1 - g2) / beta, torch.zeros_like(g1)).to(u.dtype)
+        grad = (coef.to(u.device).view(-1, 1, 1, 1, 1) * u).sum(0) * (cfg.grad_scale / cfg.q)
+        k = int(torch.argmin(torch.where(ok, g1, torch.full_like(g1, math.inf))))
+        min_g1, min_probe = float(g1[k]), probes[k]
+        min_theta, min_g2, sched.eta = yield from self.line_search(
+            st, goal, theta, g2, grad, sched.eta, tol, cap
         )
+        # keep the best probe if it beats the line search
+        st.theta, st.g = (min_theta, min_g2) if min_g2 <= min_g1 else (min_probe, min_g1)
+        return True

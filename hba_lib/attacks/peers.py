@@ -28,11 +28,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from hba_lib import metrics
 from hba_lib.attacks.common import AttackResult, TraceRow, validate_candidates, validate_video
 from hba_lib.attacks.opt_attack import OptAttack, OptAttackConfig
-from hba_lib.goals import make_goal
-from hba_lib.oracle import BudgetExhausted, Oracle
+from hba_lib.oracle import BudgetExhausted, Oracle, distances
+from hba_lib.oracle.goals import make_goal
 
 
 def art_available() -> bool:
@@ -84,7 +83,7 @@ class HardLabelEstimator:
                 self.best_distance, self.best = float(d[k]), videos[adv][k].clone()
                 self.trace.append(TraceRow(
                     self.oracle.used, self.best_distance,
-                    metrics.mean_absolute_perturbation(self.x, self.best),
+                    distances.mean_absolute_perturbation(self.x, self.best),
                 ))  # fmt: skip
         return np.eye(self.nb_classes, dtype=np.float32)[ans.labels.numpy()]
 
@@ -116,9 +115,9 @@ def _finish(
     return AttackResult(
         x_adv=x_adv, success=success, label=label, stop_reason=stop_reason,
         queries=oracle.used - start_queries, queries_by_phase=counts,
-        distance=metrics.l2_distance(x, x_adv), map=metrics.mean_absolute_perturbation(x, x_adv),
-        map_star=metrics.mean_absolute_perturbation(x, x_adv, mask),
-        sparsity=metrics.sparsity(None if mask is None else mask.expand_as(x)),
+        distance=distances.l2_distance(x, x_adv), map=distances.mean_absolute_perturbation(x, x_adv),
+        map_star=distances.mean_absolute_perturbation(x, x_adv, mask),
+        sparsity=distances.sparsity(None if mask is None else mask.expand_as(x)),
         wall_time=time.perf_counter() - t0, started=t0, goal=goal.describe(),
         info={"attack": name, **info}, trace=rows,
     )  # fmt: skip
@@ -163,7 +162,7 @@ def sign_opt_untargeted(
     except _Stop:
         stop, x_adv = "budget_exhausted", est.best
     info = {"closest_adversarial_seen": est.best_distance, "art_kwargs": kw}
-    if x_adv is not None and metrics.l2_distance(x, x_adv) > 20:
+    if x_adv is not None and distances.l2_distance(x, x_adv) > 20:
         info["beyond_local_search_cap_20"] = True  # its line search could not have moved
     return _finish("Sign-OPT", oracle, x, goal, x_adv, stop, t0, info, start, trace=est.trace)
 

@@ -9,7 +9,7 @@ difference, with one query at the current distance along the probe:
 and estimates the gradient as the average of ``sign_k * u_k`` over ``q`` (the paper's K = 200)
 random directions, answered in **one batched oracle call** per iteration. The update, the
 backtracking line search on ``eta`` (the paper's ``alpha``) and the ``beta`` decay are
-Opt-attack's (:meth:`OptAttack.line_search`), so the two optimizers differ in the gradient
+Opt-attack's (``hba_lib.attacks.base``: :meth:`BoundaryAttack.line_search`, :class:`StepSchedule`), so the two optimizers differ in the gradient
 estimate alone, and both run on any mask (key frames x salient regions) unchanged.
 
 Two choices beyond the paper, both options:
@@ -25,18 +25,17 @@ Two choices beyond the paper, both options:
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
 
-from hba_lib.attacks.opt_attack import OptAttack, OptAttackConfig, _State
-from hba_lib.goals import Goal
-from hba_lib.queries import normalize, points, random_directions
+from hba_lib.attacks.base import AttackConfig, AttackState, BoundaryAttack, StepSchedule
+from hba_lib.oracle.goals import Goal
+from hba_lib.oracle.queries import normalize, points, random_directions
 
 
 @dataclass
-class SignOPTConfig(OptAttackConfig):
+class SignOPTConfig(AttackConfig):
     """Opt-attack's constants with Sign-OPT's defaults: ``q`` = K = 200 sign probes, ``beta``
     = 0.001 (probe step), ``eta`` = 0.2 (alpha), five ``beta`` decays (Sign-OPT stops below
     1e-8), the signal-relative tolerance, and ``center`` (HopSkipJump's baseline)."""
@@ -49,20 +48,20 @@ class SignOPTConfig(OptAttackConfig):
     center: bool = True
 
 
-class SignOPT(OptAttack):
-    """Sign-OPT for videos; same interface as :class:`OptAttack` (``run``, ``run_many``,
+class SignOPT(BoundaryAttack):
+    """Sign-OPT for videos; same interface as Opt-attack (``run``, ``run_many``,
     ``process`` with ``mask`` and ``initialiser``)."""
 
     name = "Sign-OPT"
 
     def __init__(self, config: SignOPTConfig | None = None, **overrides) -> None:
         cfg = config or SignOPTConfig()
-        if not isinstance(cfg, SignOPTConfig):  # an OptAttackConfig: keep its values
+        if not isinstance(cfg, SignOPTConfig):  # another attack's config: keep its values
             cfg = SignOPTConfig(**vars(cfg))
         self.config = SignOPTConfig(**{**vars(cfg), **overrides})
 
     def sign_gradient(
-        self, st: _State, goal: Goal, theta: torch.Tensor, g: float, beta: float,
+        self, st: AttackState, goal: Goal, theta: torch.Tensor, g: float, beta: float,
         generator: torch.Generator,
     ):  # fmt: skip
         """One batched call of ``q`` sign queries; returns the averaged ``sign * u``."""
@@ -77,22 +76,14 @@ class SignOPT(OptAttack):
             signs = signs - signs.mean()
         return (signs.view(-1, 1, 1, 1, 1) * u).mean(0) * cfg.grad_scale
 
-    def optimise(self, st: _State, goal: Goal, generator: torch.Generator):
-        """Sign-OPT iterations from ``st.theta`` (updates ``st`` after every iteration)."""
-        cfg = self.config
-        cap, free = self._cap(st), self._free(st)
-        theta, g2 = st.theta, st.g
-        eta, beta, decays = cfg.eta, cfg.beta, 0
-        eta_reset = cfg.eta if cfg.eta_reset is None else cfg.eta_reset
-        st.stop_reason = "max_iter"
-        for it in range(cfg.max_iter):
-            grad = yield from self.sign_gradient(st, goal, theta, g2, beta, generator)
-            tol = cfg.search_tol(beta, g2, free)
-            theta, g2, eta = yield from self.line_search(st, goal, theta, g2, grad, eta, tol, cap)
-            st.theta, st.g, st.iterations = theta, g2, it + 1
-            st.record()
-            if eta < cfg.eta_floor or not math.isfinite(g2):
-                eta, beta, decays = eta_reset, beta / 10.0, decays + 1
-                if decays >= cfg.max_beta_decays:
-                    st.stop_reason = "converged"
-                    break
+    def step(
+        self, st: AttackState, goal: Goal, generator: torch.Generator, sched: StepSchedule,
+        cap: float, free: int,
+    ):  # fmt: skip
+        """One Sign-OPT iteration: ``q`` sign queries in one call, then the line search."""
+        grad = yield from self.sign_gradient(st, goal, st.theta, st.g, sched.beta, generator)
+        tol = self.config.search_tol(sched.beta, st.g, free)
+        st.theta, st.g, sched.eta = yield from self.line_search(
+            st, goal, st.theta, st.g, grad, sched.eta, tol, cap
+        )
+        return True

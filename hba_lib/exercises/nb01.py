@@ -6,8 +6,8 @@ from typing import Any
 
 import numpy as np
 
+from hba_lib.data.video_io import uniform_indices
 from hba_lib.exercises import Exercise, number, register, word
-from hba_lib.video_io import uniform_indices
 
 register(
     Exercise(
@@ -63,7 +63,7 @@ register(
         checker=_sampling,
         reference=uniform_indices(40, 16).tolist(),
         hint="Cut the 40 frames into 16 equal segments of 2.5 frames and take each segment's middle frame "
-        "(rounded down); or read hba_lib.video_io.uniform_indices.",
+        "(rounded down); or read hba_lib.data.video_io.uniform_indices.",
         wrong=(list(range(16)), np.linspace(0, 39, 16).round().astype(int).tolist()),
     )
 )
@@ -85,7 +85,7 @@ register(
         ),
         reference="move_left",
         hint="Every frame is unchanged; only the direction of motion flips. Class names are in "
-        "hba_lib.synthetic.CLASSES.",
+        "hba_lib.data.synthetic.CLASSES.",
         wrong=("move_right",),
     )
 )

@@ -21,6 +21,7 @@ import torch
 
 import hba_lib
 from hba_lib.experiments import store as st
+from hba_lib.experiments.jobs import failed_record, run_jobs
 from hba_lib.experiments.sweep import Job, job_key
 
 
@@ -28,8 +29,6 @@ def _task(
     jobs: list[Job], device: str | None, threads: int, keep_adversarial: bool
 ) -> tuple[str, list[dict]]:
     """Body of one Ray task: run a chunk of jobs in this worker; also say which hba_lib ran."""
-    from hba_lib.experiments.runner import run_jobs
-
     torch.set_num_threads(threads)
     dev = device or ("cuda" if torch.cuda.is_available() else "cpu")
     return hba_lib.__file__, run_jobs(jobs, dev, keep_adversarial)
@@ -59,8 +58,6 @@ def run_ray(
         import ray
     except ImportError as exc:
         raise ImportError("the ray backend needs the 'ray' extra: pip install -e '.[ray]'") from exc
-    from hba_lib.experiments.runner import _failed_record
-
     if workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
     started_here = not ray.is_initialized()
@@ -93,7 +90,7 @@ def run_ray(
                         )
                 except ray.exceptions.RayError as exc:  # the worker died: record, go on
                     wall = time.time() - started
-                    records = [_failed_record(j, job_key(j), exc, wall) for j in chunk]
+                    records = [failed_record(j, job_key(j), exc, wall) for j in chunk]
                 for rec in records:
                     yield rec, started
     finally:

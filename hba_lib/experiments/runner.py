@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import math
 import time
-import traceback
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,21 +32,11 @@ from typing import Any
 import torch
 
 from hba_lib.experiments import store as st
-from hba_lib.experiments.sweep import (
-    Job,
-    Sweep,
-    build_attack,
-    canonical_json,
-    expand,
-    job_inputs,
-    job_key,
-    load_dataset,
-    load_model,
-    load_sweep,
-)
-from hba_lib.oracle import Oracle
+from hba_lib.experiments.jobs import chunks, run_jobs
+from hba_lib.experiments.sweep import Job, Sweep, expand, job_key, load_sweep
 
 BACKENDS = ("local", "ray")
+__all__ = ["BACKENDS", "SweepReport", "chunks", "run_jobs", "run_sweep"]
 
 
 @dataclass
@@ -67,115 +56,6 @@ class SweepReport:
             f"{self.total} jobs: {self.skipped} already done, {self.ran} run ({self.failed} "
             f"failed), {self.queries} queries in {self.wall_time:.1f} s ({rate:.0f} queries/s)"
         )
-
-
-# -- one chunk of jobs -> records (runs in the driver or in a Ray worker) -------------------------
-def _base_record(job: Job, key: str) -> dict[str, Any]:
-    return {"key": key, **job.to_dict()}
-
-
-def _result_record(job: Job, key: str, inputs: Any, r: Any) -> dict[str, Any]:
-    by_phase = dict(r.queries_by_phase)
-    return {
-        **_base_record(job, key),
-        "status": "done",
-        "label": inputs.label,
-        "target": inputs.target,
-        "candidates": inputs.candidate_indices,
-        "success": bool(r.success),
-        "attacked": bool(r.attacked),
-        "stop_reason": r.stop_reason,
-        "queries": int(r.queries),
-        "queries_init": int(by_phase.get("init", 0)),
-        "queries_optimisation": int(by_phase.get("optimisation", 0)),
-        "queries_check": int(by_phase.get("check", 0)),
-        "map": float(r.map),
-        "map_star": float(r.map_star),
-        "sparsity": float(r.sparsity),
-        "distance": float(r.distance),
-        "iterations": int(r.iterations),
-        "adv_label": r.label,
-        "wall_time": float(r.wall_time),
-        "trace": [[int(t[0]), float(t[1]), float(t[2])] for t in r.trace],
-        "error": None,
-    }
-
-
-def _failed_record(job: Job, key: str, exc: BaseException, wall_time: float) -> dict[str, Any]:
-    tb = "".join(traceback.format_exception(exc)[-3:])
-    return {
-        **_base_record(job, key),
-        "status": "failed",
-        "error": f"{type(exc).__name__}: {exc}\n{tb}",
-        "wall_time": wall_time,
-    }
-
-
-def _run_together(jobs: Sequence[Job], device: str, keep_adversarial: bool) -> list[dict]:
-    """Jobs sharing (model, data set, attack config, seed, goal) through one ``run_many``."""
-    first = jobs[0]
-    model = load_model(first.model, first.model_kwargs, device)
-    dataset = load_dataset(first.dataset, first.split, first.dataset_kwargs)
-    inputs = [job_inputs(j, dataset) for j in jobs]
-    attack = build_attack(first)
-    t0 = time.perf_counter()
-    results = attack.run_many(
-        Oracle(model),
-        torch.stack([i.x for i in inputs]),
-        [i.label for i in inputs],
-        targets=[i.target for i in inputs],
-        candidates=[i.candidates for i in inputs],
-    )
-    if len(results) != len(jobs):
-        raise RuntimeError(
-            f"{attack.name}.run_many returned {len(results)} results for {len(jobs)}"
-        )
-    records = []
-    for job, inp, r in zip(jobs, inputs, results):
-        key = job_key(job)
-        error = r if isinstance(r, BaseException) else getattr(r, "info", {}).get("error")
-        if error is not None:
-            exc = error if isinstance(error, BaseException) else RuntimeError(str(error))
-            records.append(_failed_record(job, key, exc, time.perf_counter() - t0))
-            continue
-        rec = _result_record(job, key, inp, r)
-        if keep_adversarial:
-            rec["_x"], rec["_x_adv"] = inp.x, r.x_adv.detach().cpu()
-        records.append(rec)
-    return records
-
-
-def run_jobs(
-    jobs: Sequence[Job], device: str = "cpu", keep_adversarial: bool = False
-) -> list[dict]:
-    """Run jobs sharing (model, data set, attack config, seed, goal); one record per job.
-
-    If the chunk raises, its jobs are rerun one at a time; a job that raises alone gets a
-    ``failed`` record with the error. ``keep_adversarial`` adds ``_x``/``_x_adv`` tensors.
-    """
-    if not jobs:
-        return []
-    t0 = time.perf_counter()
-    try:
-        return _run_together(jobs, device, keep_adversarial)
-    except Exception as exc:  # noqa: BLE001 - recorded, never swallowed silently
-        if len(jobs) == 1:
-            return [_failed_record(jobs[0], job_key(jobs[0]), exc, time.perf_counter() - t0)]
-        return [rec for job in jobs for rec in run_jobs([job], device, keep_adversarial)]
-
-
-def chunks(jobs: Sequence[Job], chunk_size: int) -> list[list[Job]]:
-    """Group jobs by (model, data set, attack configuration, seed, goal), then cut chunks."""
-    if chunk_size < 1:
-        raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
-    groups: dict[str, list[Job]] = {}
-    for job in jobs:
-        gkey = canonical_json(
-            [job.model, job.model_kwargs, job.dataset, job.split, job.dataset_kwargs,
-             job.attack, job.attack_name, job.params, job.seed, job.goal]
-        )  # fmt: skip
-        groups.setdefault(gkey, []).append(job)
-    return [g[i : i + chunk_size] for g in groups.values() for i in range(0, len(g), chunk_size)]
 
 
 # -- the driver ------------------------------------------------------------------------------------

@@ -223,7 +223,7 @@ def adversarial_dir(store: str | Path) -> Path:
 
 def save_adversarial(store: str | Path, key: str, x: torch.Tensor, x_adv: torch.Tensor) -> str:
     """Save ``x_adv`` as uint8 clean frames + float16 delta (compressed); return the file name."""
-    from hba_lib.video import to_uint8_frames
+    from hba_lib.data.video import to_uint8_frames
 
     folder = adversarial_dir(store)
     folder.mkdir(parents=True, exist_ok=True)
@@ -241,7 +241,7 @@ def save_adversarial(store: str | Path, key: str, x: torch.Tensor, x_adv: torch.
 
 def load_adversarial(store: str | Path, key: str) -> torch.Tensor:
     """A saved adversarial video ``[C, T, H, W]`` in [0, 1] (float16 delta: about 1e-3 exact)."""
-    from hba_lib.video import to_model_layout
+    from hba_lib.data.video import to_model_layout
 
     path = adversarial_dir(store) / f"{key}.npz"
     if not path.is_file():

@@ -9,7 +9,7 @@ A sweep is written in YAML (``python -m hba_lib.experiments run --sweep sweep.ya
                                      # a factory returning an nn.Module (called with model_kwargs)
     model_kwargs: {}                 # optional, only for a factory
     dataset:                         # or a list of these
-      name: synthetic                # hba_lib.datasets.get_dataset(name, split, **rest)
+      name: synthetic                # hba_lib.data.get_dataset(name, split, **rest)
       split: test
       size: 32                       # any further keys go to get_dataset
     videos: {n: 8, seed: 0}          # n videos the model classifies correctly (one per class
@@ -246,7 +246,7 @@ def load_dataset(name: str, split: str, kwargs: dict[str, Any] | None = None) ->
     kwargs = dict(kwargs or {})
     key = canonical_json([name, split, kwargs])
     if key not in _DATASETS:
-        from hba_lib.datasets import get_dataset
+        from hba_lib.data import get_dataset
 
         _DATASETS[key] = get_dataset(name, split, **kwargs)
     return _DATASETS[key]
@@ -287,7 +287,7 @@ class JobInputs:
 
 def job_inputs(job: Job, dataset: Any | None = None) -> JobInputs:
     """Rebuild a job's inputs; the draw depends only on (data set, video index, seed)."""
-    from hba_lib.video import to_model_layout
+    from hba_lib.data.video import to_model_layout
 
     ds = (
         dataset if dataset is not None else load_dataset(job.dataset, job.split, job.dataset_kwargs)

@@ -19,7 +19,7 @@ The authors' code uses a looser rule (``acceptance="adversarial_once_under_omega
 measured over the perturbed region only (MAP*), and once the current MAP* is under ``omega``
 every still-adversarial deletion is accepted, even one that lifts MAP* above ``omega``.
 
-Every function here is a query process (``hba_lib.queries``): it yields requests and is sent
+Every function here is a query process (``hba_lib.oracle.queries``): it yields requests and is sent
 answers, so the attack that drives it counts every query (phase ``init``) under its budget.
 """
 
@@ -32,9 +32,8 @@ from typing import Any
 
 import torch
 
-from hba_lib import metrics
-from hba_lib.oracle import Answer
-from hba_lib.queries import (
+from hba_lib.oracle import Answer, distances
+from hba_lib.oracle.queries import (
     Request,
     normalize,
     points,
@@ -153,7 +152,7 @@ def _perturbation_map(x: torch.Tensor, theta: torch.Tensor, g: float, mask, star
     if not math.isfinite(g):
         return math.inf
     x_adv = points(x, theta.unsqueeze(0), [g])[0]
-    return metrics.mean_absolute_perturbation(x, x_adv, mask if star else None)
+    return distances.mean_absolute_perturbation(x, x_adv, mask if star else None)
 
 
 def select_key_frames(

@@ -11,7 +11,7 @@ already holds, so it costs no query. Two backends:
   ``COLOR_BGR2GRAY`` then computes the true luma ``0.299 R + 0.587 G + 0.114 B``.
 - ``backend="torch"``: a batched reimplementation of the same computation, one call per video
   or batch, on the tensor's device. Step by step as OpenCV does it:
-  1. quantise to uint8 as ``hba_lib.video.to_uint8_frames`` does;
+  1. quantise to uint8 as ``hba_lib.data.video.to_uint8_frames`` does;
   2. luma in 15-bit fixed point (OpenCV's integer ``BGR2GRAY``, rounded);
   3. resize to 64 x 64 with bit-exact bilinear (``INTER_LINEAR_EXACT``: 8-bit weights, one
      rounding at the end);
@@ -35,7 +35,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from hba_lib.video import to_uint8_frames
+from hba_lib.data.video import to_uint8_frames
 
 METHODS = ("spectral_residual", "fine_grained")
 BACKENDS = ("torch", "opencv")
@@ -159,7 +159,7 @@ def spectral_residual(frames: torch.Tensor) -> torch.Tensor:
     """Spectral-residual saliency of float ``[N, C, H, W]`` frames in [0, 1] -> ``[N, H, W]``."""
     n, c, h, w = frames.shape
     # uint8 values held in float32: every integer below stays under 2**24, so it is exact.
-    u8 = (frames.float().clamp(0, 1) * 255.0).round()  # as hba_lib.video.to_uint8_frames
+    u8 = (frames.float().clamp(0, 1) * 255.0).round()  # as hba_lib.data.video.to_uint8_frames
     gray = _luma_u8(u8) if c == 3 else u8[:, 0]
     small = _resize_linear_exact_u8(gray, SR_SIZE, SR_SIZE).double()
 

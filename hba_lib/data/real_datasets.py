@@ -1,6 +1,6 @@
 """UCF-101 and HMDB-51 as torch Datasets over the snippet cache, plus a 3D-ResNets jpg loader.
 
-Same interface as ``hba_lib.synthetic.SyntheticActions``: items ``(float [C, T, H, W] in [0, 1],
+Same interface as ``hba_lib.data.synthetic.SyntheticActions``: items ``(float [C, T, H, W] in [0, 1],
 label)``, attributes ``classes``, ``videos`` (uint8 ``[N, T, H, W, C]``, memory-mapped) and
 ``labels`` (int64 ``[N]``). Data root layout (``root`` argument, ``--root`` of the scripts):
 
@@ -25,12 +25,12 @@ import torch
 from torch.utils.data import Dataset
 
 from hba_lib import paths
-from hba_lib.archives import extract, extract_nested_rars
-from hba_lib.download import HMDB51_FILES, UCF101_FILES, RemoteFile, download_all
-from hba_lib.snippet_cache import CacheReport, build_snippet_cache, load_snippet_cache
-from hba_lib.splits import Split, VideoItem, read_hmdb51_split, read_ucf101_split
-from hba_lib.video import to_model_layout
-from hba_lib.video_io import NUM_FRAMES, SIZE, list_frame_files, read_snippet
+from hba_lib.data.archives import extract, extract_nested_rars
+from hba_lib.data.download import HMDB51_FILES, UCF101_FILES, RemoteFile, download_all
+from hba_lib.data.snippet_cache import CacheReport, build_snippet_cache, load_snippet_cache
+from hba_lib.data.splits import Split, VideoItem, read_hmdb51_split, read_ucf101_split
+from hba_lib.data.video import to_model_layout
+from hba_lib.data.video_io import NUM_FRAMES, SIZE, list_frame_files, read_snippet
 
 # Per-dataset means of the 3D-ResNets / authors' pipeline (0-255 pixels minus the mean, no std
 # division), expressed for [0, 1] inputs: (x - MEAN) / STD == x * 255 - mean_255.
@@ -356,7 +356,7 @@ def make_fake_layout(
     Returns fold 1's split.
     For tests and demos without the real data.
     """
-    from hba_lib.video_io import write_video
+    from hba_lib.data.video_io import write_video
 
     lay, root = _layout(name), Path(root)
     if name == "ucf101":

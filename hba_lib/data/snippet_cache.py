@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from hba_lib.video_io import NUM_FRAMES, SIZE, VideoDecodeError, read_snippet
+from hba_lib.data.video_io import NUM_FRAMES, SIZE, VideoDecodeError, read_snippet
 
 VIDEOS, LABELS, META, REPORT = "videos.npy", "labels.npy", "meta.json", "report.txt"
 WORK, PROGRESS, SPEC = "work.npy", "progress.jsonl", "spec.json"

@@ -18,11 +18,11 @@ def get_dataset(name: str, split: str = "test", **kwargs: Any) -> Dataset:
     if split not in ("train", "test"):
         raise ValueError(f"split must be 'train' or 'test', got {split!r}")
     if name == "synthetic":
-        from hba_lib.synthetic import SyntheticActions
+        from hba_lib.data.synthetic import SyntheticActions
 
         return SyntheticActions(split=split, **kwargs)
     if name in ("ucf101", "hmdb51"):
-        from hba_lib import real_datasets
+        from hba_lib.data import real_datasets
 
         cls = real_datasets.UCF101 if name == "ucf101" else real_datasets.HMDB51
         return cls(split=split, **kwargs)

@@ -22,7 +22,7 @@ import torch
 from torch.utils.data import Dataset
 
 from hba_lib import paths
-from hba_lib.video import NUM_FRAMES, to_model_layout
+from hba_lib.data.video import NUM_FRAMES, to_model_layout
 
 CLASSES: tuple[str, ...] = (
     "move_right",
@@ -285,4 +285,3 @@ class SyntheticActions(Dataset):
             f"SyntheticActions(split={c.split!r}, n={len(self)}, classes={self.num_classes}, "
             f"shape={tuple(self.videos.shape[1:])}, seed={c.seed})"
         )
-

@@ -148,8 +148,6 @@ def normalize(v: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor
     return v / n.clamp_min(1e-30)
 
 
-
-
 def random_directions(
     n: int,
     shape: tuple[int, ...],

@@ -12,7 +12,9 @@ def to_model_layout(frames: np.ndarray | torch.Tensor) -> torch.Tensor:
     """uint8 ``[..., T, H, W, C]`` frames -> float32 ``[..., C, T, H, W]`` in [0, 1]."""
     x = torch.as_tensor(frames)
     if x.ndim < 4 or x.shape[-1] not in (1, 3):
-        raise ValueError(f"expected [..., T, H, W, C] frames with C in (1, 3), got shape {tuple(x.shape)}")
+        raise ValueError(
+            f"expected [..., T, H, W, C] frames with C in (1, 3), got shape {tuple(x.shape)}"
+        )
     x = x.float() / 255.0 if x.dtype == torch.uint8 else x.float()
     nd = x.ndim
     perm = list(range(nd - 4)) + [nd - 1, nd - 4, nd - 3, nd - 2]
@@ -23,7 +25,9 @@ def to_uint8_frames(video: torch.Tensor) -> np.ndarray:
     """float ``[..., C, T, H, W]`` in [0, 1] -> uint8 ``[..., T, H, W, C]`` numpy frames."""
     v = torch.as_tensor(video).detach().float().cpu()
     if v.ndim < 4 or v.shape[-4] not in (1, 3):
-        raise ValueError(f"expected [..., C, T, H, W] video with C in (1, 3), got shape {tuple(v.shape)}")
+        raise ValueError(
+            f"expected [..., C, T, H, W] video with C in (1, 3), got shape {tuple(v.shape)}"
+        )
     nd = v.ndim
     perm = list(range(nd - 4)) + [nd - 3, nd - 2, nd - 1, nd - 4]
     return (v.permute(*perm).clamp(0, 1) * 255.0).round().to(torch.uint8).numpy()
@@ -36,6 +40,8 @@ def check_video(video: torch.Tensor, *, batched: bool = False) -> None:
         raise TypeError(f"expected a torch.Tensor video, got {type(video).__name__}")
     if video.ndim != want or video.shape[-4] not in (1, 3):
         layout = "[B, C, T, H, W]" if batched else "[C, T, H, W]"
-        raise ValueError(f"expected a {layout} video with C in (1, 3), got shape {tuple(video.shape)}")
+        raise ValueError(
+            f"expected a {layout} video with C in (1, 3), got shape {tuple(video.shape)}"
+        )
     if not video.is_floating_point():
         raise TypeError(f"expected a floating-point video in [0, 1], got dtype {video.dtype}")

@@ -130,7 +130,9 @@ def _make_evaluator(
 def _expected_frames(model: nn.Module, num_frames: int | None | str) -> int | None:
     if num_frames != "model":
         if num_frames is not None and (not isinstance(num_frames, int) or num_frames < 1):
-            raise ValueError(f"num_frames must be a positive int, None or 'model', got {num_frames!r}")
+            raise ValueError(
+                f"num_frames must be a positive int, None or 'model', got {num_frames!r}"
+            )
         return num_frames  # type: ignore[return-value]
     declared = getattr(model, "num_frames", None)
     if isinstance(declared, int):
@@ -239,9 +241,10 @@ class Oracle:
             raise ValueError(f"unknown query phase {phase!r}; expected one of {PHASES}")
         if n > self.remaining - reserve:
             o: Oracle | None = self
-            while o is not None and n <= (
-                math.inf if o._budget is None else o._budget - o.used
-            ) - reserve:
+            while (
+                o is not None
+                and n <= (math.inf if o._budget is None else o._budget - o.used) - reserve
+            ):
                 o = o._parent
             o = o or self
             whose = "" if o is self else " (the budget of the oracle it was forked from)"

@@ -8,7 +8,7 @@ and dropout draw from ``(seed, epoch)`` alone.
 
 Command line (the embedded defaults were made this way, see ``hba_lib/checkpoints/*.json``)::
 
-    python -m hba_lib.train --model c3d_small --dataset synthetic --size 32 --epochs 30 \
+    python -m hba_lib.models.train --model c3d_small --dataset synthetic --size 32 --epochs 30 \
         --seed 0 --export c3d_small_synthetic
 """
 
@@ -34,8 +34,8 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from hba_lib import paths
+from hba_lib.data.video import to_model_layout
 from hba_lib.models import build_model, count_parameters, save_model_checkpoint
-from hba_lib.video import to_model_layout
 
 CHECKPOINT_NAME = "last.pt"
 # Paper Table 1 clip accuracy (%), for side-by-side display.
@@ -99,8 +99,8 @@ class TrainResult:
 
 # --------------------------------------------------------------------------- data
 def load_datasets(config: TrainConfig) -> tuple[Dataset, Dataset]:
-    """The (train, test) splits a config names, through ``hba_lib.datasets.get_dataset``."""
-    from hba_lib.datasets import get_dataset
+    """The (train, test) splits a config names, through ``hba_lib.data.get_dataset``."""
+    from hba_lib.data import get_dataset
 
     kw = dict(config.dataset_kwargs)
     kw.setdefault("size", config.size)
@@ -419,7 +419,7 @@ def export_default(
         "model": result.config.model,
         "spec": model.spec,
         "parameters": count_parameters(model),
-        "command": command or "python -m hba_lib.train " + shlex.join(sys.argv[1:]),
+        "command": command or "python -m hba_lib.models.train " + shlex.join(sys.argv[1:]),
         "seed": result.config.seed,
         "train_config": asdict(result.config),
         "data": {
@@ -505,24 +505,12 @@ def _markdown(df: Any) -> str:
     return "\n".join(lines)
 
 
-def plot_history(histories: dict[str, list[dict[str, float]]], highlight=()) -> Any:
-    """Loss and accuracy curves of one or more runs (moved to :func:`hba_lib.viz.plot_history`)."""
-    from hba_lib import viz
-
-    return viz.plot_history(histories, highlight)
-
-
-def plot_table1(df: Any) -> Any:
-    """Bar chart of Table 1 (moved to :func:`hba_lib.viz.plot_table1`)."""
-    from hba_lib import viz
-
-    return viz.plot_table1(df)
-
-
 # --------------------------------------------------------------------------- CLI
 def main(argv: Sequence[str] | None = None) -> TrainResult:
-    """``python -m hba_lib.train``: train one model, optionally export it as a default."""
-    p = argparse.ArgumentParser(prog="python -m hba_lib.train", description=__doc__.split("\n")[0])
+    """``python -m hba_lib.models.train``: train one model, optionally export it as a default."""
+    p = argparse.ArgumentParser(
+        prog="python -m hba_lib.models.train", description=__doc__.split("\n")[0]
+    )
     p.add_argument("--model", default="c3d_small")
     p.add_argument("--dataset", default="synthetic")
     p.add_argument("--size", type=int, default=32)
@@ -568,7 +556,7 @@ def main(argv: Sequence[str] | None = None) -> TrainResult:
     )
     print(f"{a.model}: test accuracy {result.test_accuracy:.4f} after {len(result.history)} epochs")
     if a.export:
-        cmd = "python -m hba_lib.train " + shlex.join(
+        cmd = "python -m hba_lib.models.train " + shlex.join(
             list(argv if argv is not None else sys.argv[1:])
         )
         pt = export_default(result, a.export, command=cmd)

@@ -1,0 +1,34 @@
+"""The black box and what is measured through it: the counting oracle, attack goals, query
+processes (the searches for ``g(theta)``) and the distances of a perturbation.
+
+- :mod:`hba_lib.oracle.core`: :class:`Oracle`, the only thing an attack touches.
+- :mod:`hba_lib.oracle.goals`: untargeted / targeted success.
+- :mod:`hba_lib.oracle.queries`: query processes and Opt-attack's boundary searches.
+- :mod:`hba_lib.oracle.distances`: MAP, MAP*, L2, L-inf, sparsity S.
+
+``from hba_lib.oracle import Oracle`` keeps working as before the move.
+"""
+
+from hba_lib.oracle.core import (
+    MAX_BATCH_VALUES,
+    NUM_FRAMES,
+    PHASES,
+    Answer,
+    BudgetExhausted,
+    NonFiniteOutputError,
+    Oracle,
+    cudnn_benchmark,
+    query_jointly,
+)
+
+__all__ = [
+    "Answer",
+    "BudgetExhausted",
+    "MAX_BATCH_VALUES",
+    "NUM_FRAMES",
+    "NonFiniteOutputError",
+    "Oracle",
+    "PHASES",
+    "cudnn_benchmark",
+    "query_jointly",
+]
