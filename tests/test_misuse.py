@@ -241,7 +241,13 @@ def test_budget_and_counters_are_read_only() -> None:
             setattr(oracle, name, value)
     oracle.counts["optimisation"] = 0  # a copy
     assert oracle.budget == 5 and oracle.used == 2 and oracle.calls == 1
-    assert "*not* a security boundary" in sys.modules["hba_lib.oracle"].__doc__
+    # What the docstring says it does *not* guard against is real: code in the same process
+    # that sets out to cheat reaches the model through the evaluator's closure cells.
+    model = Toy3()
+    cheated = oracle_for(model, budget=1)
+    cells = [c.cell_contents for c in object.__getattribute__(cheated, "_evaluate").__closure__]
+    assert any(c is model for c in cells)
+    assert "*not* a security boundary" in sys.modules["hba_lib.oracle.core"].__doc__
 
 
 # -- what a cut run keeps ---------------------------------------------------------------------
