@@ -79,8 +79,10 @@ def results_table(
     results_by_attack: Mapping[str, Sequence[Any]],
     extra: Mapping[str, Mapping[str, Any]] | None = None,
 ):
-    """A pandas table, one row per attack: videos, FR %, MQ, MQ (init / opt), MAP, MAP*, S %, and
-    ``time s``, the wall time of the attack's videos together (:func:`elapsed_time`)."""
+    """A pandas table, one row per attack: videos, FR %, MQ, MQ (init / opt), MAP, MAP*, S %, the
+    mean L2 (``L2``, [0, 1] units) and L-inf (``Linf``, 0-255) of the returned perturbations
+    beside MAP (MAP rewards sparsity by construction; the peers minimise L2), and ``time s``,
+    the wall time of the attack's videos together (:func:`elapsed_time`)."""
     import pandas as pd
 
     rows = []
@@ -99,6 +101,8 @@ def results_table(
                 "MAP": mean_map(rs),
                 "MAP*": mean_map(rs, star=True),
                 "S %": 100.0 * float(np.mean([r.sparsity for r in rs])) if rs else float("nan"),
+                "L2": _mean(getattr(r, "distance", float("nan")) for r in rs),
+                "Linf": _mean(getattr(r, "linf", float("nan")) for r in rs),
                 "time s": elapsed_time(rs),
                 **(dict(extra[name]) if extra and name in extra else {}),
             }
@@ -106,9 +110,15 @@ def results_table(
     return pd.DataFrame(rows).set_index("attack")
 
 
+def _mean(values: Iterable[float]) -> float:
+    v = [float(x) for x in values]
+    return float(np.mean(v)) if v else float("nan")
+
+
 # -- query traces ----------------------------------------------------------------------------------
 def best_at(trace: Sequence[Any], budgets: Sequence[int], field: str = "distance") -> np.ndarray:
-    """For each budget b: the best ``field`` (``distance`` or ``map``) reached within b queries.
+    """For each budget b: the best ``field`` (``distance``, ``map`` or ``l2``) reached within b
+    queries.
 
     ``trace`` rows have ``.queries`` and the field; before the first row the value is ``inf``.
     """

@@ -19,6 +19,7 @@ from hba_lib.attacks import (
 )
 from hba_lib.heuristics.key_frames import (
     accept_deletion,
+    deletion_trial,
     frame_importance,
     frame_support,
     select_key_frames,
@@ -99,20 +100,54 @@ def test_frame_importance_costs_exactly_t_queries_in_one_call() -> None:
     assert [probs[t] for t in order] == sorted((probs[t] for t in order), reverse=True)
 
 
-@pytest.mark.parametrize("omega", [0.0, 3.0, 1e9])
-def test_algorithm1_keeps_exactly_the_frames_the_model_uses(omega) -> None:
+@pytest.mark.parametrize(
+    "acceptance, omega",
+    [("paper", 1e9), ("whole_video", 0.0), ("whole_video", 3.0), ("whole_video", 1e9),
+     ("adversarial_once_under_omega", 1e9)],
+)  # fmt: skip
+def test_algorithm1_keeps_exactly_the_frames_the_model_uses(acceptance, omega) -> None:
     model, x, cand = frames_setup()
     oracle = Oracle(model)
-    found = drive(select_key_frames(x, cand[0], Untargeted(0), omega=omega), oracle)
+    found = drive(select_key_frames(x, cand[0], Untargeted(0), omega=omega,
+                                    acceptance=acceptance), oracle)  # fmt: skip
     assert found.key_frames == [1, 3]
-    assert found.map < found.initial_map  # omega = 0 too: every deletion lowered MAP
+    if acceptance == "whole_video":  # omega = 0 too: every deletion lowered the whole-video MAP
+        assert found.map < found.initial_map
     assert [t.frame for t in found.trials] == found.order
     assert all(t.accepted for t in found.trials) and found.trials[-1].frames_left == 2
-    assert oracle.used == oracle.counts["init"]  # every query counted as initialisation
+    assert oracle.used == oracle.counts["init"] == found.queries  # all initialisation
+    assert found.queries == SHAPE[1] + found.initial_queries + sum(t.queries for t in found.trials)
     # the direction is adversarial at g and perturbs only the key frames
     x_adv = (x + found.g * found.theta).clamp(0, 1)
     assert int(model(x_adv[None]).argmax()) == 1
     assert torch.equal(x_adv[:, [0, 2, 4, 5]], x[:, [0, 2, 4, 5]])
+
+
+def _whole_video_map(x, cand, kept, g) -> float:
+    p = (cand - x) * torch.isin(torch.arange(SHAPE[1]), torch.tensor(kept)).view(1, -1, 1, 1)
+    x_adv = (x + g * p / torch.linalg.vector_norm(p)).clamp(0, 1)
+    return metrics.mean_absolute_perturbation(x, x_adv)
+
+
+def test_paper_rule_bounds_the_map_on_the_kept_frames() -> None:
+    """Dropping an unused frame whose perturbation is below the average lowers the whole-video
+    MAP but raises the MAP on the kept frames: the paper's rule refuses it when that is above
+    omega, and accepts it when omega reaches it; the whole-video reading accepts it anyway."""
+    model, x, cand = frames_setup()
+    found = drive(select_key_frames(x, cand[0], Untargeted(0), omega=0.0), Oracle(model))
+    first = found.trials[0]
+    kept = [t for t in range(SHAPE[1]) if t != first.frame]
+    assert math.isfinite(first.g), "still adversarial: refused by the bound, not by the check"
+    assert _whole_video_map(x, cand[0], kept, first.g) < found.initial_map * 0.95  # whole: lower
+    assert first.map > found.initial_map > 0.0 and not first.accepted  # kept frames: higher
+    assert found.key_frames == list(range(SHAPE[1]))  # omega 0 drops nothing here
+    # omega exactly at the new key-frame MAP: accepted (<= omega)
+    at = drive(select_key_frames(x, cand[0], Untargeted(0), omega=first.map), Oracle(model))
+    assert at.trials[0].accepted and at.trials[0].frame == first.frame
+    # the whole-video reading accepts every still-adversarial deletion, omega 0 or not
+    whole = drive(select_key_frames(x, cand[0], Untargeted(0), omega=0.0,
+                                    acceptance="whole_video"), Oracle(model))  # fmt: skip
+    assert whole.trials[0].accepted
 
 
 def test_algorithm1_targeted() -> None:
@@ -120,6 +155,71 @@ def test_algorithm1_targeted() -> None:
     model.target_class = 2
     found = drive(select_key_frames(x, cand[0], Targeted(0, 2), omega=30.0), Oracle(model))
     assert found.key_frames == [2, 5] and math.isfinite(found.g)
+
+
+def test_targeted_trial_checks_x_plus_p_hat_once() -> None:
+    """Algorithm 1, lines 12-13: one query of ``x + p_hat``; not the target: refused. The
+    ``grow`` option accepts what is the target only at a larger scale, at a higher price."""
+    model, x, cand = frames_setup(frames=(2, 5))
+    model.target_class = 2
+    goal = Targeted(0, 2)
+    p_hat = (cand[0] - x) * 0.5  # half the step: x + p_hat stays under the boundary
+    logged: list[torch.Tensor] = []
+
+    class Logging(nn.Module):
+        def forward(self, v):
+            logged.append(v.clone())
+            return model(v)
+
+    oracle = Oracle(Logging())
+    theta, g = drive(deletion_trial(x, p_hat, goal, 1e-2, 10.0, "check"), oracle)
+    assert g == math.inf and oracle.used == 1
+    assert torch.equal(logged[0][0], (x + p_hat).clamp(0, 1))  # exactly x + p_hat
+    grown = Oracle(model)
+    _, g_grow = drive(deletion_trial(x, p_hat, goal, 1e-2, 10.0, "grow"), grown)
+    assert math.isfinite(g_grow) and g_grow > float(torch.linalg.vector_norm(p_hat))
+    assert grown.used > 10
+    # the target at x + p_hat: one check, then a bisection on [0, ||p_hat||]
+    full = cand[0] - x
+    checked = Oracle(model)
+    _, g_ok = drive(deletion_trial(x, full, goal, 1e-2, 10.0, "check"), checked)
+    lam0 = float(torch.linalg.vector_norm(full))
+    assert 0 < g_ok <= lam0 and checked.used == 1 + math.ceil(math.log2(lam0 / 1e-2))
+
+
+def _pruning_setup():
+    """Five candidates over the boundary of a model that reads frames {1, 3}; the closer a
+    candidate's direction points at those frames, the smaller its ``g``; the best is third."""
+    g = torch.Generator().manual_seed(5)
+    x = 0.4 + 0.05 * torch.rand(SHAPE, generator=g)
+    model = FramesModel([1, 3], float(x[:, [1, 3]].mean()) + 0.05)
+    cands = []
+    for noise, step in ((0.30, 0.09), (0.20, 0.10), (0.02, 0.12), (0.25, 0.08), (0.10, 0.09)):
+        c = x + noise * torch.rand(SHAPE, generator=g)
+        c[:, [1, 3]] = x[:, [1, 3]] + step
+        cands.append(c.clamp(0, 1))
+    return model, x, torch.stack(cands)
+
+
+def test_pruning_keeps_the_best_candidate_and_costs_less() -> None:
+    model, x, cands = _pruning_setup()
+    runs = {}
+    for prune in (True, False):
+        oracle = Oracle(model)
+        attack = make_attack("temporal", omega=0.0, max_iter=0, prune=prune)
+        res = attack.run(oracle, x, 0, candidates=cands)
+        runs[prune] = (res.info["key_frames"], oracle.counts["init"])
+    full, full_queries = runs[False]
+    pruned, pruned_queries = runs[True]
+    initial = {c: s["initial_g"] for c, s in zip(full["candidates"], full["searches"])}
+    best = min(initial, key=initial.get)
+    assert best == 2 and full["candidates"] == [0, 1, 2, 3, 4]
+    assert best in pruned["survivors"] and pruned["survivors"][-1] == best
+    for c, s in zip(pruned["candidates"], pruned["searches"]):  # the same g, pruned or not
+        assert s["initial_g"] == pytest.approx(initial[c], abs=2e-2)
+    assert pruned["chosen"] in pruned["survivors"]
+    assert pruned_queries < full_queries
+    assert len(pruned["survivors"]) < len(full["survivors"])
 
 
 def test_omega_bound_accepts_a_deletion_that_raises_map() -> None:
@@ -215,12 +315,17 @@ def test_key_frame_queries_are_initialisation_and_the_budget_holds() -> None:
         assert res.queries_by_phase == oracle.counts
     oracle = Oracle(model)
     res = make_attack("temporal", omega=1e9, max_iter=0).run(oracle, x, label, candidates=cands)
-    n_adv = len(res.info["key_frames"]["candidates"])
+    info = res.info["key_frames"]
     with torch.no_grad():
-        assert n_adv == int((model(cands).argmax(1) != label).sum()) >= 1
-    # clean check + candidates + T importance queries per adversarial candidate + searches
-    searched = sum(1 + len(s["trials"]) for s in res.info["key_frames"]["searches"])
-    assert res.queries_by_phase["init"] >= len(cands) + n_adv * SHAPE[1] + searched
+        assert info["adversarial_candidates"] == (model(cands).argmax(1) != label).nonzero(
+        ).flatten().tolist()  # fmt: skip
+    assert info["candidates"] == info["survivors"] and info["chosen"] in info["survivors"]
+    # exactly: the candidates' classes + the pruned boundary searches + per survivor, T
+    # importance queries, its trials (each counted where it ran)
+    for search in info["searches"]:
+        assert search["queries"] == SHAPE[1] + sum(t["queries"] for t in search["trials"])
+    searched = sum(s["queries"] for s in info["searches"])
+    assert res.queries_by_phase["init"] == len(cands) + info["start_queries"] + searched
     assert res.queries_by_phase["optimisation"] == 0 and res.queries_by_phase["check"] == 2
 
 

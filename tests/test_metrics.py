@@ -40,7 +40,7 @@ def fake(success: bool, queries: int, map_: float = 1.0, attacked: bool = True, 
     return SimpleNamespace(
         success=success, queries=queries, map=map_, map_star=2 * map_, attacked=attacked,
         sparsity=0.25, wall_time=1.5, queries_by_phase={"init": 10, "optimisation": queries - 10},
-        trace=kw.get("trace", []),
+        trace=kw.get("trace", []), distance=kw.get("distance", 0.5), linf=kw.get("linf", 8.0),
     )  # fmt: skip
 
 
@@ -66,13 +66,18 @@ def test_best_at_and_success_curve() -> None:
 
 def test_results_table_one_row_per_attack() -> None:
     table = metrics.results_table(
-        {"A": [fake(True, 100), fake(False, 200)], "B": [fake(True, 40)]},
+        {
+            "A": [fake(True, 100, distance=1.0), fake(False, 200, distance=2.0, linf=4.0)],
+            "B": [fake(True, 40)],
+        },
         extra={"B": {"note": "x"}},
     )
     assert list(table.index) == ["A", "B"]
     assert table.loc["A", "FR %"] == 50.0 and table.loc["A", "MQ"] == 150.0
     assert table.loc["A", "MQ init"] == 10.0 and table.loc["B", "MQ opt"] == 30.0
     assert table.loc["A", "MAP"] == 1.0 and table.loc["A", "MAP*"] == 2.0
+    assert table.loc["A", "L2"] == 1.5 and table.loc["A", "Linf"] == 6.0
+    assert table.loc["B", "L2"] == 0.5 and table.loc["B", "Linf"] == 8.0
     assert table.loc["B", "note"] == "x" and table.loc["A", "time s"] == 3.0
 
 

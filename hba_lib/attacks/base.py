@@ -187,7 +187,12 @@ class AttackState:
             return
         x_adv = points(self.x, self.theta.unsqueeze(0), [self.g])[0]
         self.trace.append(
-            TraceRow(self.queries, self.g, distances.mean_absolute_perturbation(self.x, x_adv))
+            TraceRow(
+                self.queries,
+                self.g,
+                distances.mean_absolute_perturbation(self.x, x_adv),
+                distances.l2_distance(self.x, x_adv),
+            )
         )
 
 
@@ -599,4 +604,5 @@ class BoundaryAttack(QueryAttack):
             goal=goal.describe(),
             info={"config": asdict(self.config), "optimizer": self.name, **st.info, **note},
             mask=None if st.mask is None else (st.mask > 0).cpu(),
+            linf=distances.linf_distance(x, x_adv),
         )

@@ -91,11 +91,15 @@ def validate_candidates(candidates: Any, x: torch.Tensor, name: str = "candidate
 
 
 class TraceRow(NamedTuple):
-    """One point of an attack's query trace: queries so far, best L2 distance, its MAP (0-255)."""
+    """One point of an attack's query trace: queries so far, the distance ``g`` of the best
+    direction (the peers: the L2 of their closest adversarial video), its MAP (0-255) and the
+    L2 of the video itself, clipped to [0, 1] as the oracle saw it (``nan`` in rows stored
+    before it was recorded)."""
 
     queries: int
     distance: float
     map: float
+    l2: float = math.nan
 
 
 @dataclass
@@ -128,13 +132,15 @@ class AttackResult:
     goal: str = ""
     info: dict[str, Any] = field(default_factory=dict)
     mask: torch.Tensor | None = None  # bool, where the attack may perturb (None: everywhere)
+    linf: float = math.nan  # L-inf of x_adv - x, 0-255
 
     def summary(self) -> str:
         """One line: success, queries, distance, MAP."""
         return (
             f"{'success' if self.success else 'FAILED '} {self.stop_reason:<20} "
             f"queries={self.queries:>6} (init {self.queries_by_phase.get('init', 0)}) "
-            f"L2={self.distance:.3f} MAP={self.map:.2f} MAP*={self.map_star:.2f}"
+            f"L2={self.distance:.3f} Linf={self.linf:.1f} MAP={self.map:.2f} "
+            f"MAP*={self.map_star:.2f}"
         )
 
 

@@ -26,9 +26,13 @@ import torch
 from hba_lib.attacks.base import AttackConfig, AttackState, BoundaryAttack, QueryAttack
 from hba_lib.attacks.opt_attack import OPT_PRESETS, OptAttack, OptAttackConfig
 from hba_lib.attacks.sign_opt import SignOPT
-from hba_lib.heuristics.key_frames import ACCEPTANCE_RULES, select_key_frames
+from hba_lib.heuristics.key_frames import ACCEPTANCE_RULES, TRIALS, select_key_frames
 from hba_lib.oracle.goals import Goal
-from hba_lib.oracle.queries import QueryProcess
+from hba_lib.oracle.queries import (
+    QueryProcess,
+    targeted_initial_search,
+    untargeted_initial_search,
+)
 
 OPTIMIZERS = ("opt", "opt-authors", "opt-relative", "sign-opt")
 
@@ -56,13 +60,19 @@ class HeuristicConfig:
     """The heuristics' constants: ``omega`` (MAP bound for key frames, 0-255; ``None``: no
     key-frame search), ``phi`` (share of each frame's pixels kept by saliency; 1: none),
     ``saliency`` (``spectral_residual`` or ``fine_grained``), ``saliency_backend`` (``torch``
-    or ``opencv``), ``acceptance`` (``paper`` or the authors' ``adversarial_once_under_omega``)."""
+    or ``opencv``), ``acceptance`` (what omega bounds: ``paper``, the MAP on the selected key
+    frames; ``whole_video``; the authors' ``adversarial_once_under_omega``), ``trial`` (how a
+    deletion is tried: the paper's ``check`` of ``x + p_hat``, or ``grow``), ``prune`` (skip a
+    candidate whose boundary search cannot beat the best ``g`` found so far, and run
+    Algorithm 1 on the survivors only; ``False``: on every adversarial candidate)."""
 
     omega: float | None = 3.0
     phi: float = 0.6
     saliency: str = "spectral_residual"
     saliency_backend: str = "torch"
     acceptance: str = "paper"
+    trial: str = "check"
+    prune: bool = True
 
     def __post_init__(self) -> None:
         if self.omega is not None and not self.omega >= 0:
@@ -71,6 +81,8 @@ class HeuristicConfig:
             raise ValueError(f"phi must be in (0, 1], got {self.phi}")
         if self.acceptance not in ACCEPTANCE_RULES:
             raise ValueError(f"acceptance must be one of {ACCEPTANCE_RULES}")
+        if self.trial not in TRIALS:
+            raise ValueError(f"trial must be one of {TRIALS}")
 
 
 class HeuristicAttack(QueryAttack):
@@ -120,27 +132,66 @@ class HeuristicAttack(QueryAttack):
 
         return saliency_mask(x, h.phi, method=h.saliency, backend=h.saliency_backend)
 
+    def candidate_starts(self, attack: BoundaryAttack, st: AttackState, goal: Goal,
+                         candidates: torch.Tensor, adversarial: list[int]):  # fmt: skip
+        """``g`` of each adversarial candidate's direction on the spatial mask ``st.mask``, the
+        candidates in order; returns ``[(index, g)]`` of those Algorithm 1 should run on.
+
+        With ``prune`` (the authors' code does the same), a candidate's search first asks
+        whether it can beat the best ``g`` so far (one query at that distance) and is
+        abandoned if not, so the survivors are the candidates that set a new best in turn,
+        the best of all among them. Without it, every candidate with a finite ``g``."""
+        cfg, cap = attack.config, attack._cap(st)
+        starts, best, before = [], math.inf, st.queries
+        for i in adversarial:
+            p = candidates[i] - st.x
+            if st.mask is not None:
+                p = p * st.mask
+            lam0 = float(torch.linalg.vector_norm(p))
+            if lam0 == 0.0:
+                continue
+            bound = best if self.heuristics.prune else math.inf
+            known = st.mask is None  # unmasked, x + p is the candidate: adversarial
+            if goal.targeted:
+                search = targeted_initial_search(lam0, cfg.tol, cap, known, cfg.targeted_grow,
+                                                 cfg.grid_points, best=bound)  # fmt: skip
+            else:
+                search = untargeted_initial_search(lam0, bound, cfg.tol, known)
+            g = yield from attack._search_one(st, goal, p / lam0, search, "init")
+            if math.isfinite(g) and (g < best or not self.heuristics.prune):
+                starts.append((i, g))
+            best = min(best, g)
+        st.info.setdefault("key_frames", {})["start_queries"] = st.queries - before
+        return starts
+
     def key_frame_initialiser(self, attack: BoundaryAttack, st: AttackState, goal: Goal,
                               candidates: torch.Tensor):  # fmt: skip
-        """Algorithm 1 for every adversarial candidate; the best (lowest MAP) seeds ``st``."""
+        """Algorithm 1 on the candidates that survive :meth:`candidate_starts`; the one whose
+        key-frame direction is closest to the boundary (smallest ``g``: the paper's "initial
+        direction which has the minimum distance to the decision boundary") seeds ``st``."""
         h, cfg = self.heuristics, attack.config
         spatial, cap = st.mask, attack._cap(st)  # st.mask narrows as key frames are found
         ans = yield from attack._ask(st, candidates, "init")
-        searches, best = [], None
+        adversarial = goal.is_adversarial(ans.labels).nonzero().flatten().tolist()
+        searches, best, starts = [], None, []
         try:
-            for i in goal.is_adversarial(ans.labels).nonzero().flatten().tolist():
+            starts = yield from self.candidate_starts(attack, st, goal, candidates, adversarial)
+            for i, g0 in starts:
                 found = yield from attack.delegate(st, select_key_frames(
                     st.x, candidates[i], goal, h.omega, spatial, cfg.tol, cap,
-                    h.acceptance, cfg.targeted_grow, cfg.grid_points,
+                    h.acceptance, cfg.targeted_grow, cfg.grid_points, h.trial, initial_g=g0,
                 ))  # fmt: skip
                 searches.append((i, found))
                 usable = found.theta is not None and math.isfinite(found.g)
-                if usable and (best is None or (found.map, found.g) < (best[1].map, best[1].g)):
+                if usable and (best is None or found.g < best[1].g):
                     best = (i, found)
                     st.theta, st.g, st.mask = found.theta, found.g, found.mask
                     st.record()  # the trace shows the key-frame search's progress
         finally:  # also when the budget cuts the search: the result says what was tried
             st.info["key_frames"] = {
+                "start_queries": st.info.get("key_frames", {}).get("start_queries", 0),
+                "adversarial_candidates": adversarial,
+                "survivors": [i for i, _ in starts],
                 "candidates": [i for i, _ in searches],
                 "searches": [f.as_dict() for _, f in searches],
                 **({"chosen": best[0], "key_frames": best[1].key_frames} if best else {}),

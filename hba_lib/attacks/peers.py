@@ -83,7 +83,7 @@ class HardLabelEstimator:
                 self.best_distance, self.best = float(d[k]), videos[adv][k].clone()
                 self.trace.append(TraceRow(
                     self.oracle.used, self.best_distance,
-                    distances.mean_absolute_perturbation(self.x, self.best),
+                    distances.mean_absolute_perturbation(self.x, self.best), self.best_distance,
                 ))  # fmt: skip
         return np.eye(self.nb_classes, dtype=np.float32)[ans.labels.numpy()]
 
@@ -111,7 +111,7 @@ def _finish(
         except BudgetExhausted:
             pass
     counts = oracle.counts
-    rows = [TraceRow(q - start_queries, d, m) for q, d, m in (trace or [])]
+    rows = [r._replace(queries=r.queries - start_queries) for r in (trace or [])]
     return AttackResult(
         x_adv=x_adv, success=success, label=label, stop_reason=stop_reason,
         queries=oracle.used - start_queries, queries_by_phase=counts,
@@ -119,7 +119,7 @@ def _finish(
         map_star=distances.mean_absolute_perturbation(x, x_adv, mask),
         sparsity=distances.sparsity(None if mask is None else mask.expand_as(x)),
         wall_time=time.perf_counter() - t0, started=t0, goal=goal.describe(),
-        info={"attack": name, **info}, trace=rows,
+        info={"attack": name, **info}, trace=rows, linf=distances.linf_distance(x, x_adv),
     )  # fmt: skip
 
 
@@ -212,6 +212,6 @@ def hop_skip_jump(
     except _Stop:
         stop, x_adv = "budget_exhausted", est.best
     info = {"start_distance": init.distance, "start_queries": init.queries, "art_kwargs": kw}
-    first = [TraceRow(start + r.queries, r.distance, r.map) for r in init.trace]
+    first = [r._replace(queries=start + r.queries) for r in init.trace]
     return _finish("HopSkipJump", oracle, x, goal, x_adv, stop, t0, info, start, mask,
                    trace=first + est.trace)  # fmt: skip

@@ -55,7 +55,8 @@ def _result_record(job: Job, key: str, inputs: Any, r: Any) -> dict[str, Any]:
         "iterations": int(r.iterations),
         "adv_label": r.label,
         "wall_time": float(r.wall_time),
-        "trace": [[int(t[0]), float(t[1]), float(t[2])] for t in r.trace],
+        "linf": float(r.linf),
+        "trace": [[int(t[0]), float(t[1]), float(t[2]), float(t[3])] for t in r.trace],
         "error": None,
     }
 

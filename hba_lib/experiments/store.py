@@ -188,7 +188,7 @@ COLUMNS = (
     "key", "status", "model", "dataset", "split", "video", "attack", "attack_name", "goal",
     "seed", "label", "target", "success", "attacked", "stop_reason", "queries", "queries_init",
     "queries_optimisation", "queries_check", "map", "map_star", "sparsity", "distance",
-    "iterations", "adv_label", "wall_time", "trace", "error", "params", "num_candidates",
+    "linf", "iterations", "adv_label", "wall_time", "trace", "error", "params", "num_candidates",
     "candidates", "adv_file", "started", "finished", "worker",
 )  # fmt: skip
 
@@ -196,7 +196,7 @@ COLUMNS = (
 def load_results(path: str | Path, include_failed: bool = True):
     """The store as a pandas DataFrame, one row per finished job (see :data:`COLUMNS`).
 
-    ``trace`` is a list of ``TraceRow(queries, distance, map)``; ``params`` a dict; integer
+    ``trace`` is a list of ``TraceRow(queries, distance, map, l2)``; ``params`` a dict; integer
     columns that can be missing (``target``, ``adv_label``, a failed job's) are ``Int64``.
     Unfinished and corrupt rows are never loaded.
     """

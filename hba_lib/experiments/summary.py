@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,6 +26,11 @@ class StoredResult:
     wall_time: float
     stop_reason: str
     trace: list[TraceRow] = field(default_factory=list)
+    linf: float = float("nan")
+
+
+def _float(v: Any) -> float:
+    return math.nan if v is None else float(v)
 
 
 def to_results(df: Any) -> list[StoredResult]:
@@ -44,6 +50,7 @@ def to_results(df: Any) -> list[StoredResult]:
             map_star=float(r.map_star),
             sparsity=float(r.sparsity),
             distance=float(r.distance),
+            linf=_float(getattr(r, "linf", None)),
             wall_time=float(r.wall_time),
             stop_reason=str(r.stop_reason),
             trace=list(r.trace),

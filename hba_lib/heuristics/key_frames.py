@@ -9,15 +9,34 @@ regions, or all ones), Algorithm 1 looks for the fewest frames to perturb:
    its top-1 probability says how little frame ``t`` matters; frames whose removal breaks the
    attack are no deletion candidates. Frames are sorted by that probability, descending.
 3. **Greedy deletion** (:func:`select_key_frames`): walk the sorted frames; tentatively drop
-   each, form ``theta = p' / ||p'||``, find ``g(theta)`` (the initial boundary search) and the
-   mean absolute perturbation ``MAP(g * theta)`` (0-255, whole video). The paper's rule: accept
-   when ``MAP <= omega`` (the deletion always leaves fewer frames), else when the MAP is lower
-   than the current one; otherwise keep the frame. So ``omega = 0`` still drops every frame
-   whose removal lowers the MAP.
+   each (``p_hat = p * M_hat``). The trial first queries ``x + p_hat`` once (Algorithm 1, lines
+   12-13): a deletion after which the candidate's own perturbation is no longer adversarial
+   (targeted: no longer the target) is refused at once. Otherwise ``theta = p_hat / ||p_hat||``,
+   ``g(theta)`` by bisection on ``[0, ||p_hat||]``, and the mean absolute perturbation of
+   ``g * theta`` **on the selected key frames** (0-255), i.e. over the support of the mask:
 
-The authors' code uses a looser rule (``acceptance="adversarial_once_under_omega"``): MAP is
-measured over the perturbed region only (MAP*), and once the current MAP* is under ``omega``
-every still-adversarial deletion is accepted, even one that lifts MAP* above ``omega``.
+   > "When the mean absolute perturbation on the selected key frames [is] lower than the
+   > bound omega, our method will continue searching a smaller set of key frames."
+
+   The paper's rule (``acceptance="paper"``): accept when that MAP ``<= omega`` (the deletion
+   always leaves fewer frames), else when it is lower than the current one; otherwise keep the
+   frame. Dropping a frame concentrates the perturbation on fewer frames, so the key-frame MAP
+   tends to rise: omega decides how far the deletion goes (``omega = inf`` keeps deleting while
+   the candidate stays adversarial, ``omega = 0`` only where the key-frame MAP falls).
+
+Two other readings are options, named for what they do:
+
+- ``acceptance="whole_video"``: the same rule on the MAP over the *whole* video. Dropping a
+  frame removes its perturbation from that mean, so nearly every still-adversarial deletion
+  passes whatever omega is: a sparser variant (lower MAP, higher MAP*), and omega does
+  almost nothing.
+- ``acceptance="adversarial_once_under_omega"`` (the authors' code): MAP over the perturbed
+  region, and once the current value is under ``omega`` every still-adversarial deletion is
+  accepted, even one that lifts it above ``omega``.
+
+``trial="grow"`` replaces the check of ``x + p_hat`` by Opt-attack's initial search along
+``theta`` (targeted: grow ``lam`` by x1.05 up to a cap, then a 100-point grid), which accepts
+deletions that are adversarial only at a larger scale and costs 100+ queries a targeted trial.
 
 Every function here is a query process (``hba_lib.oracle.queries``): it yields requests and is sent
 answers, so the attack that drives it counts every query (phase ``init``) under its budget.
@@ -42,7 +61,8 @@ from hba_lib.oracle.queries import (
     untargeted_initial_search,
 )
 
-ACCEPTANCE_RULES = ("paper", "adversarial_once_under_omega")
+ACCEPTANCE_RULES = ("paper", "whole_video", "adversarial_once_under_omega")
+TRIALS = ("check", "grow")
 
 
 @dataclass
@@ -54,6 +74,7 @@ class Trial:
     map: float
     accepted: bool
     frames_left: int
+    queries: int = 0
 
 
 @dataclass
@@ -70,6 +91,8 @@ class KeyFrameSearch:
     trials: list[Trial] = field(default_factory=list)
     initial_g: float = math.inf
     initial_map: float = math.inf
+    queries: int = 0  # every query this search spent (frame importance, searches, trials)
+    initial_queries: int = 0  # of which the full candidate's boundary search
 
     @property
     def key_frames(self) -> list[int]:
@@ -84,10 +107,23 @@ class KeyFrameSearch:
             "map": self.map,
             "initial_g": self.initial_g,
             "initial_map": self.initial_map,
+            "queries": self.queries,
             "importance": self.importance,
             "order": self.order,
             "trials": [vars(t) for t in self.trials],
         }
+
+
+def counted(process: Generator[Request, Answer, Any], tally: list[int]):
+    """Run ``process``, adding the size of every answered request to ``tally[0]``."""
+    try:
+        request = next(process)
+        while True:
+            answer = yield request
+            tally[0] += request.points.shape[0]
+            request = process.send(answer)
+    except StopIteration as stop:
+        return stop.value
 
 
 def frame_support(mask: torch.Tensor) -> list[int]:
@@ -137,8 +173,9 @@ def boundary_search(
 def accept_deletion(rule: str, omega: float, cur_map: float, new_map: float) -> bool:
     """Whether a tentative frame deletion stays (``new_map`` is ``inf`` when it broke the attack).
 
-    ``paper``: ``new_map <= omega`` (fewer frames under the bound), else ``new_map < cur_map``.
-    ``adversarial_once_under_omega`` (the authors' code, MAP* values): as ``paper``, and any
+    ``paper`` and ``whole_video`` (which differ in what the MAP is measured over, not here):
+    ``new_map <= omega`` (fewer frames under the bound), else ``new_map < cur_map``.
+    ``adversarial_once_under_omega`` (the authors' code): as ``paper``, and any
     still-adversarial deletion once ``cur_map < omega``.
     """
     if not math.isfinite(new_map):
@@ -148,11 +185,42 @@ def accept_deletion(rule: str, omega: float, cur_map: float, new_map: float) -> 
     return new_map <= omega or new_map < cur_map
 
 
-def _perturbation_map(x: torch.Tensor, theta: torch.Tensor, g: float, mask, star: bool) -> float:
+def key_frame_map(
+    x: torch.Tensor, theta: torch.Tensor, g: float, mask: torch.Tensor, acceptance: str = "paper"
+) -> float:
+    """The MAP (0-255) of ``g * theta`` that Algorithm 1 bounds: over the mask's support (the
+    selected key frames; ``paper`` and the authors' rule) or over the whole video
+    (``whole_video``). ``inf`` when ``g`` is."""
     if not math.isfinite(g):
         return math.inf
     x_adv = points(x, theta.unsqueeze(0), [g])[0]
-    return distances.mean_absolute_perturbation(x, x_adv, mask if star else None)
+    return distances.mean_absolute_perturbation(
+        x, x_adv, None if acceptance == "whole_video" else mask
+    )
+
+
+def deletion_trial(
+    x: torch.Tensor, p_hat: torch.Tensor, goal: Any, tol: float, cap: float, trial: str = "check",
+    grow: float = 1.05, grid_points: int = 100,
+) -> Generator[Request, Answer, tuple[torch.Tensor, float]]:  # fmt: skip
+    """One tentative deletion: ``(theta, g)`` of ``p_hat`` (``g = inf``: refused).
+
+    ``check`` (the paper): query ``x + p_hat`` once; unless the goal accepts it, refuse (one
+    query); else bisect ``g`` on ``[0, ||p_hat||]``. ``grow``: Opt-attack's initial search
+    from ``||p_hat||`` (targeted: grow and scan a grid).
+    """
+    lam0 = float(torch.linalg.vector_norm(p_hat))
+    theta = p_hat / max(lam0, 1e-30)
+    if lam0 == 0.0:
+        return theta, math.inf
+    if trial == "grow":
+        return theta, (yield from boundary_search(x, theta, lam0, goal, tol, cap, False, grow,
+                                                  grid_points))  # fmt: skip
+    ans = yield Request((x + p_hat).clamp_(0.0, 1.0).unsqueeze(0), "init")
+    if not bool(goal.is_adversarial(ans.labels)[0]):
+        return theta, math.inf
+    search = untargeted_initial_search(lam0, math.inf, tol, known_adversarial=True)
+    return theta, (yield from search_process(x, theta, search, goal, "init"))
 
 
 def select_key_frames(
@@ -166,33 +234,42 @@ def select_key_frames(
     acceptance: str = "paper",
     grow: float = 1.05,
     grid_points: int = 100,
+    trial: str = "check",
+    initial_g: float | None = None,
 ) -> Generator[Request, Answer, KeyFrameSearch]:
     """Algorithm 1 for one candidate ``x_hat``: frame importance, then greedy deletion under
     the MAP bound ``omega`` (0-255). ``mask``: the spatial mask (``None``: every pixel).
 
-    Every query is phase ``init``. Returns a :class:`KeyFrameSearch`; its ``g`` is ``inf``
-    when even the full masked direction is not adversarial.
+    ``acceptance``: what the bound reads (:data:`ACCEPTANCE_RULES`, module docstring);
+    ``trial``: how a deletion is tried (:data:`TRIALS`). ``initial_g``: ``g`` of the full
+    candidate direction when the caller has already searched it (the candidate pruning of
+    Algorithm 2), else it is searched here. Every query is phase ``init``. Returns a
+    :class:`KeyFrameSearch`; its ``g`` is ``inf`` when even the full masked direction is not
+    adversarial.
     """
     if acceptance not in ACCEPTANCE_RULES:
         raise ValueError(f"acceptance must be one of {ACCEPTANCE_RULES}, got {acceptance!r}")
+    if trial not in TRIALS:
+        raise ValueError(f"trial must be one of {TRIALS}, got {trial!r}")
     if omega < 0:
         raise ValueError(f"omega (a MAP bound, 0-255) must be >= 0, got {omega}")
     m = torch.ones((1, *x.shape[1:]), dtype=x.dtype, device=x.device) if mask is None else (
         mask.to(x.device, x.dtype))  # fmt: skip
-    star = acceptance != "paper"
     cap = math.sqrt(x.numel()) if cap is None else cap
     p = (x_hat - x) * m
-    importance, order = yield from frame_importance(x, p, goal)
+    spent = [0]
+    importance, order = yield from counted(frame_importance(x, p, goal), spent)
 
     lam0 = float(torch.linalg.vector_norm(p))
     theta = p / max(lam0, 1e-30)
-    g = math.inf
-    if lam0 > 0:  # the unmasked candidate itself is x + p: queried already, adversarial
-        g = yield from boundary_search(x, theta, lam0, goal, tol, cap, mask is None, grow,
-                                       grid_points)  # fmt: skip
-    cur_map = _perturbation_map(x, theta, g, m, star)
+    g = math.inf if initial_g is None else float(initial_g)
+    if initial_g is None and lam0 > 0:  # unmasked, the candidate itself is x + p: adversarial
+        g = yield from counted(boundary_search(x, theta, lam0, goal, tol, cap, mask is None,
+                                               grow, grid_points), spent)  # fmt: skip
+    cur_map = key_frame_map(x, theta, g, m, acceptance)
     out = KeyFrameSearch(m, theta if math.isfinite(g) else None, g, cur_map, importance, order,
                          initial_g=g, initial_map=cur_map)  # fmt: skip
+    out.queries, out.initial_queries = spent[0], spent[0] - len(importance)
     if not math.isfinite(g):
         return out
     frames_left = len(frame_support(m))
@@ -201,17 +278,18 @@ def select_key_frames(
             break
         m_new = drop_frame(m, t)
         p_new = p * m_new
-        lam0 = float(torch.linalg.vector_norm(p_new))
-        if lam0 == 0.0:
+        if not bool(p_new.any()):
             continue
-        theta_new = p_new / lam0
-        g_new = yield from boundary_search(x, theta_new, lam0, goal, tol, cap, False, grow,
-                                           grid_points)  # fmt: skip
-        new_map = _perturbation_map(x, theta_new, g_new, m_new, star)
+        before = spent[0]
+        theta_new, g_new = yield from counted(
+            deletion_trial(x, p_new, goal, tol, cap, trial, grow, grid_points), spent
+        )
+        new_map = key_frame_map(x, theta_new, g_new, m_new, acceptance)
         accept = accept_deletion(acceptance, omega, cur_map, new_map)
         if accept:
             m, p, theta, g, cur_map = m_new, p_new, theta_new, g_new, new_map
             frames_left -= 1
-        out.trials.append(Trial(t, g_new, new_map, accept, frames_left))
+        out.trials.append(Trial(t, g_new, new_map, accept, frames_left, spent[0] - before))
+        out.queries = spent[0]
     out.mask, out.theta, out.g, out.map = m, normalize(theta), g, cur_map
     return out

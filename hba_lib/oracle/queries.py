@@ -82,11 +82,21 @@ def targeted_initial_search(
     known_adversarial: bool = False,
     grow: float = 1.05,
     grid_points: int = 100,
+    best: float = math.inf,
 ) -> Search:
     """Grow ``lam`` by x``grow`` until adversarial (``inf`` past ``cap``), scan a ``grid_points``
-    grid on ``[0, lam]`` for the first adversarial point, then bisect to ``tol``."""
+    grid on ``[0, lam]`` for the first adversarial point, then bisect to ``tol``.
+
+    ``best`` (finite): only a ``g`` below it matters (candidate pruning), so the point at
+    ``best`` is queried first and the candidate skipped (``inf``) if it is not adversarial;
+    otherwise the grid scans ``[0, best]``.
+    """
     lam = lam0
-    if not known_adversarial:
+    if math.isfinite(best) and not (known_adversarial and lam0 <= best):
+        if not (yield best):
+            return math.inf
+        lam = best
+    elif not known_adversarial:
         while not (yield lam):
             lam *= grow
             if lam > cap:
