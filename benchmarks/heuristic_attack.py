@@ -1,21 +1,34 @@
-"""The paper's three configurations and every optimizer, beside ART's peers, at equal budgets.
+"""The paper's three configurations and Sign-OPT on each, beside ART's peers, at equal budgets,
+in MAP **and** L2.
 
 For each model: the same correctly classified synthetic test videos, one budget, untargeted,
-every query counted by one kind of oracle. Prints
+every query counted by one kind of oracle. The rows:
 
-1. the paper's metrics per configuration (FR, MQ with init / opt, MAP, MAP*, S): Opt-attack with
-   the paper's constants run to its stopping rule (``--mq-budget``, the paper's protocol), and
-   every other optimizer at the equal budget; the MQ ratio ``temporal+spatial / opt`` (paper:
-   0.68-0.73 at FR 100 %);
-2. the median MAP reached within 2k, 5k and 10k queries by each configuration x optimizer and
-   by ART Sign-OPT and ART HopSkipJump (HopSkipJump from Opt-attack's start, its queries
-   charged), a video without an adversarial point by then counting as ``inf``;
-3. the goal: the best hba configuration's median MAP at the last budget against half the better
-   peer's, FR 100 %, and no clean video returned as a success.
+- ``opt`` / ``temporal`` / ``temporal+spatial`` with Opt-attack at the paper's constants, run to
+  its stopping rule (``--mq-budget``, the paper's protocol for MQ); Algorithm 1 bounds the MAP
+  on the kept frames (the paper's reading);
+- the same three configurations with Sign-OPT at the equal budget;
+- ``temporal+spatial [whole-video MAP] / sign-opt``: Algorithm 1 bounding the whole-video MAP
+  (the sparser variant);
+- ART Sign-OPT (ART's own random start: its untargeted attack takes no starting point),
+  ART HopSkipJump from Opt-attack's start, and ART HopSkipJump restricted to the mask that
+  ``temporal+spatial / sign-opt`` found for the same video (ART's ``mask``): what the masks
+  give apart from the optimizer.
+
+Prints
+
+1. the paper's metrics per hba row (FR, MQ with init / opt, MAP, MAP*, S, mean L2 and L-inf),
+   and the MQ ratio ``temporal+spatial / opt`` (paper: 0.68-0.73 at FR 100 %);
+2. the median MAP (0-255) and the median L2 ([0, 1] units) reached within 2k, 5k and 10k
+   queries by every row, a video without an adversarial point by then counting as ``inf``;
+3. the goal: a hba configuration whose median MAP at the last budget is at most half the
+   better peer's **and** whose median L2 is at most 0.8 times the better peer's, FR 100 %, no
+   clean video returned as a success (the peers: ART Sign-OPT and ART HopSkipJump).
 
 Every result is appended to a JSON-lines file as it finishes (``--out``), so a long run keeps
 what it measured, and the same command run again resumes: attacks already in the file (same
-videos) are read back, not rerun (``--fresh`` ignores the file). Needs the ``peers`` extra for the ART rows (``--peers ''`` skips them).
+videos) are read back, not rerun (``--fresh`` ignores the file). Needs the ``peers`` extra for
+the ART rows (``--peers ''`` skips them).
 
     .venv/bin/python benchmarks/heuristic_attack.py --model lrcn --videos 20 --budget 10000
 """
@@ -36,6 +49,13 @@ from hba_lib import metrics
 from hba_lib.attacks import attack_set, make_attack
 
 CHECKPOINTS = (2000, 5000, 10000)
+ACCEPTANCE_LABELS = {"whole_video": "whole-video MAP", "adversarial_once_under_omega": "authors"}
+PEER_NAMES = {
+    "signopt": "ART Sign-OPT (ART's random start)",
+    "hsj": "ART HopSkipJump (same start)",
+    "hsj-mask": "ART HopSkipJump on hba's mask",
+}
+PEERS_FOR_GOAL = ("signopt", "hsj")
 
 
 class _Recorded:
@@ -45,17 +65,21 @@ class _Recorded:
         self.attacked, self.success, self.queries = rec["attacked"], rec["success"], rec["queries"]
         self.queries_by_phase = {"init": rec["init"], "optimisation": rec["opt"]}
         self.map, self.map_star, self.sparsity = rec["map"], rec["map_star"], rec["sparsity"]
+        self.distance, self.linf = rec["distance"], rec.get("linf", math.nan)
         self.wall_time, self.started = rec["wall_time"], None
 
 
-def map_at(result, budgets) -> list[float]:
-    """Best MAP within each budget (``inf`` before the first adversarial point)."""
+def value_at(result, budgets, field: str = "map") -> list[float]:
+    """Best ``map`` or ``l2`` within each budget (``inf`` before the first adversarial point).
+
+    The trace's L2 is the clipped video's, as the oracle saw it; the final result stands in
+    only where a trace has none."""
     if not result.attacked:
         return [math.nan] * len(budgets)
-    if not result.trace:  # peers: one point, at their total queries
-        return [result.map if result.success and result.queries <= b else math.inf
-                for b in budgets]  # fmt: skip
-    return [float(v) for v in metrics.best_at(result.trace, budgets, field="map")]
+    final = result.map if field == "map" else result.distance
+    if not result.trace:  # one point, at the total queries
+        return [final if result.success and result.queries <= b else math.inf for b in budgets]
+    return [float(v) for v in metrics.best_at(result.trace, budgets, field=field)]
 
 
 def row(name: str, video: int, res, budgets) -> dict:
@@ -66,9 +90,10 @@ def row(name: str, video: int, res, budgets) -> dict:
         "init": int(res.queries_by_phase.get("init", 0)),
         "opt": int(res.queries_by_phase.get("optimisation", 0)),
         "map": float(res.map), "map_star": float(res.map_star), "sparsity": float(res.sparsity),
-        "distance": float(res.distance), "stop": res.stop_reason,
-        "clean_returned": res.distance == 0.0,
-        "map_at": map_at(res, budgets), "wall_time": float(res.wall_time),
+        "distance": float(res.distance), "linf": float(getattr(res, "linf", math.nan)),
+        "stop": res.stop_reason, "clean_returned": res.distance == 0.0,
+        "map_at": value_at(res, budgets, "map"), "l2_at": value_at(res, budgets, "l2"),
+        "wall_time": float(res.wall_time),
     }  # fmt: skip
 
 
@@ -93,16 +118,16 @@ def main(argv: list[str] | None = None) -> int:
         help="configurations the optimizers other than opt run on (default: --configs)",
     )
     ap.add_argument(
-        "--after-peers",
-        default="",
-        help="more 'config/optimizer' runs after the peers, e.g. opt/sign-opt",
+        "--variants",
+        default="temporal+spatial:whole_video/sign-opt",
+        help="config:acceptance/optimizer runs at --budget ('' for none)",
     )
     ap.add_argument(
         "--extra-optimizers",
-        default="opt-authors,opt-relative",
-        help="optimizers run on temporal+spatial only, at --budget",
+        default="",
+        help="optimizers run on temporal+spatial only, at --budget (e.g. opt-authors)",
     )
-    ap.add_argument("--peers", default="signopt,hsj")
+    ap.add_argument("--peers", default="signopt,hsj,hsj-mask")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--out", type=Path, help="JSON-lines file (default: runs/bench/...)")
@@ -129,6 +154,7 @@ def main(argv: list[str] | None = None) -> int:
     base = Oracle(model)
     records: list[dict] = []
     results_by: dict[str, list] = {}
+    masks: dict[str, list] = {}
     done: dict[str, list[dict]] = {}
     if out.exists() and not args.fresh:  # resume: reuse what an earlier run of this file measured
         for line in out.read_text().splitlines():
@@ -159,14 +185,17 @@ def main(argv: list[str] | None = None) -> int:
               f"{np.median([r['map'] if r['success'] else math.inf for r in rs]):.2f}",
               file=sys.stderr, flush=True)  # fmt: skip
 
-    def measure(config: str, optimizer: str, budget: int) -> None:
+    def measure(config: str, optimizer: str, budget: int, acceptance: str = "paper") -> None:
         """Run one configuration on every video in lockstep, unless the resumed file has it."""
-        name = f"{config} / {optimizer}"
+        label = config if acceptance == "paper" else f"{config} [{ACCEPTANCE_LABELS[acceptance]}]"
+        name = f"{label} / {optimizer}"
         if reuse(name):
             return
-        attack = make_attack(config, optimizer=optimizer, query_budget=budget, seed=args.seed)
+        attack = make_attack(config, optimizer=optimizer, query_budget=budget, seed=args.seed,
+                             **({} if acceptance == "paper" else {"acceptance": acceptance}))  # fmt: skip
         res = attack.run_many(base, chosen.xs, chosen.labels, candidates=chosen.candidates)
         results_by[name] = res
+        masks[name] = [r.mask for r in res]
         keep(name, res)
 
     # the paper's protocol: Opt-attack with the paper's constants, to its stopping rule
@@ -176,6 +205,12 @@ def main(argv: list[str] | None = None) -> int:
     for opt_name in [o for o in args.optimizers.split(",") if o and o != "opt"]:
         for config in (args.optimizer_configs or args.configs).split(","):
             measure(config, opt_name, args.budget)
+    for spec in [v for v in args.variants.split(",") if v]:
+        head, opt_name = spec.split("/")
+        config, acceptance = head.split(":")
+        measure(config, opt_name, args.budget, acceptance)
+    for opt_name in [o for o in args.extra_optimizers.split(",") if o]:
+        measure("temporal+spatial", opt_name, args.budget)
 
     peers = [p for p in args.peers.split(",") if p]
     if peers:
@@ -185,9 +220,14 @@ def main(argv: list[str] | None = None) -> int:
             print("ART is not installed: pip install -e '.[peers]'", file=sys.stderr)
             return 1
         k = len(data.classes)
+        mask_from = "temporal+spatial / sign-opt"
         for short in peers:
-            name = {"signopt": "ART Sign-OPT", "hsj": "ART HopSkipJump (same start)"}[short]
+            name = PEER_NAMES[short]
             if reuse(name):
+                continue
+            if short == "hsj-mask" and mask_from not in masks:
+                print(f"{name}: needs the masks of {mask_from} run in this call (rerun with "
+                      "--fresh, or drop hsj-mask)", file=sys.stderr)  # fmt: skip
                 continue
             res = []
             for i in range(len(chosen.labels)):
@@ -195,16 +235,12 @@ def main(argv: list[str] | None = None) -> int:
                 if short == "signopt":
                     res.append(sign_opt_untargeted(oracle, x, y, k, seed=args.seed))
                 else:
-                    res.append(hop_skip_jump(oracle, x, y, k, chosen.candidates[i],
+                    mask = masks[mask_from][i] if short == "hsj-mask" else None
+                    mask = None if mask is None else mask.float()
+                    res.append(hop_skip_jump(oracle, x, y, k, chosen.candidates[i], mask=mask,
                                              seed=args.seed))  # fmt: skip
             results_by[name] = res
             keep(name, res)
-
-    # more runs once the peers are in: the remaining optimizers on the paper's full attack
-    later = [c.split("/") for c in args.after_peers.split(",") if c]
-    later += [("temporal+spatial", o) for o in args.extra_optimizers.split(",") if o]
-    for config, opt_name in later:
-        measure(config, opt_name, args.budget)
 
     report(args, results_by, records, budgets, time.perf_counter() - t_all)
     print(f"\nper-video records: {out}")
@@ -231,38 +267,49 @@ def report(args, results_by: dict, records: list[dict], budgets: list[int], seco
         cells = [f"{v:,.0f}" if col in ("videos", "MQ", "MQ init", "MQ opt") else f"{v:,.2f}"
                  for col, v in vals.items()]  # fmt: skip
         print(f"| {name} | " + " | ".join(cells) + " |")
-    for opt_name in dict.fromkeys(["opt", *args.optimizers.split(",")]):
+    for opt_name in ["opt"]:  # the paper's protocol: Opt-attack to its stopping rule
         a, b = f"opt / {opt_name}", f"temporal+spatial / {opt_name}"
         if a in results_by and b in results_by:
             ratio = metrics.median_queries(results_by[b]) / metrics.median_queries(results_by[a])
             print(f"\nMQ ratio temporal+spatial / opt ({opt_name}): {ratio:.2f} (paper 0.68-0.73)")
 
-    print("\n## Median MAP (0-255) within a budget (a video not yet fooled counts as inf)\n")
-    print("| attack | " + " | ".join(f"{b:,} queries" for b in budgets)
-          + f" | FR % at {budgets[-1]:,} |")  # fmt: skip
-    print("|---|" + "---:|" * (len(budgets) + 1))
-    medians = {}
+    print("\n## Median MAP (0-255) and median L2 ([0, 1] units) within a budget (a video not yet "
+          "fooled counts as inf)\n")  # fmt: skip
+    heads = [f"MAP {b // 1000}k" for b in budgets] + [f"L2 {b // 1000}k" for b in budgets]
+    print("| attack | " + " | ".join(heads) + f" | FR % at {budgets[-1]:,} |")
+    print("|---|" + "---:|" * (len(heads) + 1))
+    med_map, med_l2, fr_at = {}, {}, {}
     for name in results_by:
         rs = [r for r in records if r["attack"] == name]
         at = np.array([r["map_at"] for r in rs], dtype=float)
-        medians[name] = np.median(at, axis=0)
-        fr = 100 * np.mean(np.isfinite(at[:, -1]))  # fooled within the last budget
-        print(f"| {name} | " + " | ".join(f"{v:.2f}" for v in medians[name]) + f" | {fr:.0f} |")
+        l2 = np.array([r.get("l2_at", [math.nan] * len(budgets)) for r in rs], dtype=float)
+        med_map[name], med_l2[name] = np.median(at, axis=0), np.median(l2, axis=0)
+        fr_at[name] = 100 * np.mean(np.isfinite(at[:, -1]))  # fooled within the last budget
+        cells = [f"{v:.2f}" for v in med_map[name]] + [f"{v:.3f}" for v in med_l2[name]]
+        print(f"| {name} | " + " | ".join(cells) + f" | {fr_at[name]:.0f} |")
 
-    peers = {k: v[-1] for k, v in medians.items() if k.startswith("ART")}
-    ours = {k: v[-1] for k, v in medians.items() if not k.startswith("ART")}
+    goal_peers = [PEER_NAMES[p] for p in PEERS_FOR_GOAL if PEER_NAMES[p] in med_map]
+    ours = [k for k in med_map if not k.startswith("ART")]
     clean = [r for r in records if r["success"] and r["clean_returned"]]
-    if peers and ours:
-        best_name = min(ours, key=ours.get)
-        best_peer = min(peers, key=peers.get)
-        fr = 100 * metrics.fooling_rate(results_by[best_name])
-        goal = ours[best_name] <= 0.5 * peers[best_peer] and fr == 100 and not clean
-        print(
-            f"\nGoal (median MAP at {budgets[-1]:,} <= half the better peer's, FR 100 %, no "
-            f"clean video as a success): best hba {best_name} {ours[best_name]:.2f}, better "
-            f"peer {best_peer} {peers[best_peer]:.2f} (half: {0.5 * peers[best_peer]:.2f}), "
-            f"FR {fr:.0f} %, clean successes {len(clean)}: {'MET' if goal else 'MISSED'}"
-        )
+    if goal_peers and ours:
+        peer_map = min(goal_peers, key=lambda k: med_map[k][-1])
+        peer_l2 = min(goal_peers, key=lambda k: med_l2[k][-1])
+        pm, pl = med_map[peer_map][-1], med_l2[peer_l2][-1]
+        print(f"\nGoal at {budgets[-1]:,} queries: median MAP <= half the better peer's "
+              f"({peer_map}: {pm:.2f}, half {0.5 * pm:.2f}) and median L2 <= 0.8 x the better "
+              f"peer's ({peer_l2}: {pl:.3f}, x0.8 {0.8 * pl:.3f}), FR 100 %, no clean video as "
+              f"a success (clean successes: {len(clean)})")  # fmt: skip
+        met = []
+        for name in ours:
+            m, l2, fr = med_map[name][-1], med_l2[name][-1], fr_at[name]
+            ok_map, ok_l2 = m <= 0.5 * pm, l2 <= 0.8 * pl
+            if ok_map and ok_l2 and fr == 100 and not clean:
+                met.append(name)
+            print(
+                f"- {name}: MAP {m:.2f} ({m / pm:.2f} x), L2 {l2:.3f} ({l2 / pl:.2f} x), FR "
+                f"{fr:.0f} %: MAP {'ok' if ok_map else 'no'}, L2 {'ok' if ok_l2 else 'no'}"
+            )
+        print(f"Goal: {'MET by ' + ', '.join(met) if met else 'MISSED'}")
 
 
 if __name__ == "__main__":

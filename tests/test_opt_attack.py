@@ -151,7 +151,21 @@ def test_initial_search_finds_the_closed_form_boundary() -> None:
     assert res.queries_by_phase == oracle.counts
     assert res.queries_by_phase["check"] == 2
     assert res.queries_by_phase["optimisation"] == 0
-    assert res.queries_by_phase["init"] >= len(cands) + math.ceil(math.log2(adv[0].norm() / 1e-2))
+    # each adversarial candidate's search, replayed on the closed form: exactly those queries
+    searched, best = 0, math.inf
+    for p in adv:
+        theta, lam0 = p / p.norm(), float(p.norm())
+        search = untargeted_initial_search(lam0, best, 1e-2, known_adversarial=True)
+        try:
+            lam = next(search)
+            while True:
+                searched += 1
+                pt = (x + lam * theta).clamp(0, 1)
+                lam = search.send(float((w * pt).sum()) > b)
+        except StopIteration as stop:
+            best = min(best, stop.value)
+    assert res.queries_by_phase["init"] == len(cands) + searched
+    assert res.distance == pytest.approx(best, abs=1e-5)
 
 
 def test_optimisation_approaches_the_closed_form_optimum() -> None:

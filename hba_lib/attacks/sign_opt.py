@@ -37,12 +37,15 @@ from hba_lib.oracle.queries import normalize, points, random_directions
 @dataclass
 class SignOPTConfig(AttackConfig):
     """Opt-attack's constants with Sign-OPT's defaults: ``q`` = K = 200 sign probes, ``beta``
-    = 0.001 (probe step), ``eta`` = 0.2 (alpha), five ``beta`` decays (Sign-OPT stops below
-    1e-8), the signal-relative tolerance, and ``center`` (HopSkipJump's baseline)."""
+    = 0.001 (probe step), ``eta`` = 0.2 (alpha), ``eta_reset`` = 1.0 (the reference code sets
+    alpha back to 1.0 when it collapses below 1e-4, not to its initial 0.2), five ``beta``
+    decays (Sign-OPT stops below 1e-8), the signal-relative tolerance, and ``center``
+    (HopSkipJump's baseline)."""
 
     q: int = 200
     beta: float = 0.001
     eta: float = 0.2
+    eta_reset: float | None = 1.0
     max_beta_decays: int = 5
     tol_rel: float | None = 1.0
     center: bool = True

@@ -1,4 +1,9 @@
-"""The results store: one SQLite file, one row per job, committed the moment the job finishes.
+"""The results store: one SQLite file, one row per job, committed when the job's chunk finishes.
+
+A job runs in a chunk of jobs that share one ``run_many`` call (``chunk_size``; see
+``hba_lib.experiments.runner``), and its row is committed when that call returns, one
+transaction per row: a chunk killed midway loses its unfinished jobs (rerun next time), never
+a committed row.
 
 Schema (table ``results``)::
 
@@ -8,7 +13,9 @@ Schema (table ``results``)::
     checksum  TEXT               -- SHA-256 of key, status and payload, written with them
     started   REAL               -- unix time the job was started
     finished  REAL               -- unix time the row was committed
-    worker    TEXT               -- host:pid that ran it
+    worker    TEXT               -- host:pid of the process that committed the row: the one that
+                                    ran the job (local backend), or the driver (Ray backend,
+                                    whose tasks run in worker processes)
 
 A row is loaded only when it is ``done`` or ``failed`` **and** its checksum matches. SQLite's
 transactions are atomic, so a process killed mid-commit leaves the previous state; what a
