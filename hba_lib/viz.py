@@ -476,7 +476,7 @@ def frame_importance(probs: Sequence[float], order: Sequence[int], title: str) -
 
 
 def key_frame_trials(found: Any, omega: float, title: str) -> plt.Figure:
-    """Algorithm 1's greedy walk: MAP after each tentative deletion, accepted or not, and omega."""
+    """Algorithm 1's greedy walk: the MAP Algorithm 1 bounds (on the kept frames) after each tentative deletion, accepted or not, and omega."""
     trials = found.trials
     with style(0.9):
         fig, ax = plt.subplots(figsize=(9, 3.2))
@@ -495,7 +495,11 @@ def key_frame_trials(found: Any, omega: float, title: str) -> plt.Figure:
                    label="rejected")  # fmt: skip
         ax.axhline(omega, color="tab:blue", ls="--", lw=1, label=f"omega = {omega:g}")
         ax.set_xticks(xs, [str(tr.frame) for tr in trials])
-        ax.set(xlabel="frame tried, in deletion order", ylabel="MAP (0-255)", title=title)
+        ax.set(
+            xlabel="frame tried, in deletion order",
+            ylabel="MAP on the kept frames (0-255)",
+            title=title,
+        )
         ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
         fig.tight_layout()
     return fig
@@ -513,7 +517,10 @@ def key_frames_by_omega(kept: Mapping[float, Sequence[int]], num_frames: int,
         ax.imshow(grid, cmap="Greens", vmin=0, vmax=1.3, aspect="auto")
         ax.set_yticks(
             range(len(omegas)),
-            [f"omega {om:g}: {len(kept[om])} frames, MAP {maps[om]:.2f}" for om in omegas],
+            [
+                f"omega {om:g}: {len(kept[om])} frames, key-frame MAP {maps[om]:.2f}"
+                for om in omegas
+            ],
         )
         ax.set_xticks(range(num_frames))
         ax.set_xticks(np.arange(-0.5, num_frames), minor=True)
@@ -569,9 +576,11 @@ def perturbation_strips(x: torch.Tensor, results: Mapping[str, Any], frames: Seq
 
 
 def map_vs_queries(curves: Mapping[str, tuple[np.ndarray, np.ndarray]],
-                   points: Mapping[str, tuple[float, float]] | None, title: str) -> plt.Figure:  # fmt: skip
-    """Median MAP (over videos) reached within each number of queries, one line per attack;
-    ``points``: attacks known only at their end (the ART peers), as markers."""
+                   points: Mapping[str, tuple[float, float]] | None, title: str,
+                   ylabel: str = "median MAP (0-255)") -> plt.Figure:  # fmt: skip
+    """Median MAP (over videos; or another distance, named by ``ylabel``) reached within each
+    number of queries, one line per attack; ``points``: attacks known only at their end, as
+    markers."""
     names = list(curves) + list(points or {})
     colours = dict(zip(names, palette(len(names))))
     with style(0.9):
@@ -583,7 +592,7 @@ def map_vs_queries(curves: Mapping[str, tuple[np.ndarray, np.ndarray]],
             ax.scatter([q], [m], s=60, marker="D", color=colours[name], label=name, zorder=3)
         ax.set_yscale("log")
         _plain_log_axis(ax)
-        ax.set(xlabel="queries", ylabel="median MAP (0-255)", title=title)
+        ax.set(xlabel="queries", ylabel=ylabel, title=title)
         ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
         fig.tight_layout()
     return fig
@@ -628,6 +637,27 @@ def grid_vs_paper(table: Any, vary: str, paper_label: str, title: str) -> plt.Fi
         fig.legend(handles, labels, loc="upper right", fontsize=8, frameon=False, ncol=2)
         fig.suptitle(title, x=0.01, ha="left")
         fig.tight_layout(rect=(0, 0, 1, 0.93))
+    return fig
+
+
+def map_against_l2(tables: dict[str, Any], title: str) -> plt.Figure:
+    """Mean MAP (0-255) against mean L2 ([0, 1] units) of each grid point, one marker style per
+    grid (``tables``: name -> ``grid_table`` rows with a ``label`` column naming the point).
+
+    Sparser masks lower MAP (it averages over every pixel) but need a larger change on the
+    pixels they keep, so L2 can rise while MAP falls: the trade-off this picture shows."""
+    markers = ["o", "s", "^", "D"]
+    with style(0.85):
+        fig, ax = plt.subplots(figsize=(6.2, 4.2))
+        for (name, t), colour, marker in zip(tables.items(), palette(len(tables)), markers):
+            ax.plot(t["L2"], t["MAP"], marker=marker, ls="-", color=colour, label=name)
+            for _, row in t.iterrows():
+                ax.annotate(str(row["label"]), (row["L2"], row["MAP"]), textcoords="offset points",
+                            xytext=(5, 4), fontsize=7, color=colour)  # fmt: skip
+        ax.set(xlabel="mean L2 of the perturbation ([0, 1] units)", ylabel="mean MAP (0-255)",
+               title=title)  # fmt: skip
+        ax.legend(fontsize=8, frameon=False)
+        fig.tight_layout()
     return fig
 
 

@@ -26,7 +26,7 @@
 # - how the oracle's top-1 probability ranks the frames by how little each one matters
 #   (**frame importance**, one batch of T queries);
 # - the paper's greedy deletion under a bound **omega** on the mean absolute perturbation
-#   (**MAP**), and why `omega = 0` still drops frames;
+#   (**MAP**) of the selected key frames, and when `omega = 0` still drops a frame;
 # - which frames survive as omega grows, and what the search costs in queries.
 #
 # **Time to run:** about a minute on 2 CPU cores at the defaults (one video of the synthetic
@@ -99,24 +99,30 @@ viz.show(viz.frame_importance(probs, order, f"{model_label}: frame importance, {
 #
 # ## Greedy deletion under the MAP bound omega
 #
-# Walk the frames in that order. For each, drop it from the mask `M`, form the direction
-# `theta = (p * M) / ||p * M||`, find the distance to the decision boundary along it,
+# Walk the frames in that order. For each, drop it from the mask `M` (`p_hat = p * M`) and
+# first ask the oracle once whether `x + p_hat` is still adversarial (Algorithm 1, lines
+# 12-13; targeted: still the target). If it is not, the frame goes back in at the price of one
+# query. If it is, form the direction `theta = p_hat / ||p_hat||`, find the distance to the
+# decision boundary along it,
 #
 # $$g(\theta) = \min\{\lambda > 0 : F(x + \lambda\theta) \text{ is adversarial}\},$$
 #
-# by the same boundary search as notebook 03, and measure the perturbation it needs,
+# by bisection on `[0, ||p_hat||]` as in notebook 03, and measure the perturbation it needs
+# **on the selected key frames**,
 #
-# $$\mathrm{MAP}(\lambda\theta) = \frac{255}{N} \sum_{i=1}^{N} \left|\,\mathrm{clip}(x + \lambda\theta)_i - x_i\right|,$$
+# $$\mathrm{MAP}_M(\lambda\theta) = \frac{255}{|M|} \sum_{i \in M} \left|\,\mathrm{clip}(x + \lambda\theta)_i - x_i\right|,$$
 #
-# the mean absolute perturbation over all `N = 3 x T x H x W` values on the 0-255 scale.
-# The paper's rule keeps the frame out of the mask when `MAP <= omega` (fewer frames at a
-# perturbation we accept), or else when the MAP is lower than before; otherwise the frame
-# goes back in. Every query is counted as initialisation.
+# the mean absolute perturbation over the `|M|` values the mask keeps, on the 0-255 scale. That
+# is the paper's sentence: "When the mean absolute perturbation on the selected key frames [is]
+# lower than the bound omega, our method will continue searching a smaller set of key frames."
+# The rule keeps the frame out of the mask when `MAP_M <= omega` (fewer frames at a
+# perturbation we accept), or else when `MAP_M` is lower than before; otherwise the frame goes
+# back in. Every query is counted as initialisation.
 
 # %%
 before = oracle.used
 found = drive(select_key_frames(x, x_hat, goal, omega=omega, tol=tol), oracle)
-print(f"key frames: {found.key_frames} ({len(found.key_frames)} of {x.shape[1]}); MAP "
+print(f"key frames: {found.key_frames} ({len(found.key_frames)} of {x.shape[1]}); key-frame MAP "
       f"{found.initial_map:.2f} with every frame -> {found.map:.2f}; "
       f"{oracle.used - before} queries for the search")  # fmt: skip
 pd.DataFrame([vars(t) for t in found.trials]).round(3)
@@ -126,17 +132,20 @@ viz.show(viz.key_frame_trials(found, omega, f"{model_label}: Algorithm 1's walk,
          "04_key_frame_walk")  # fmt: skip
 
 # %% [markdown]
-# Each accepted deletion concentrates the same perturbation budget on fewer frames: the
-# boundary along the new direction is usually about as far, but the values that move are
-# fewer, so the mean over the whole video falls. A rejected deletion either broke the attack
-# (the boundary search found nothing adversarial along the direction) or raised the MAP above
-# both omega and the current value.
+# Each deletion concentrates the perturbation on fewer frames: the boundary asks for about as
+# much change on the frames the model needs, now spread over fewer values, so the MAP on the
+# kept frames usually *rises* (while the mean over the whole video falls, since the dropped
+# frame no longer counts). A rejected deletion either broke the attack (`x + p_hat` no longer
+# adversarial: one query) or raised `MAP_M` above both omega and the current value. Bounding
+# the whole-video MAP instead (`acceptance="whole_video"`) would accept nearly every
+# still-adversarial deletion whatever omega is: a sparser variant, not the paper's rule.
 #
 # ## Which frames survive as omega grows
 #
-# A larger omega accepts deletions that cost more perturbation, so fewer frames survive. Even
-# `omega = 0` drops frames: the second half of the rule accepts any deletion that lowers the
-# MAP. The **sparsity** `S = 1 - (1/T) sum_t phi_t` (`phi_t` the share of frame t's pixels
+# A larger omega accepts deletions that cost more perturbation on the kept frames, so fewer
+# frames survive. `omega = 0` can still drop a frame: the second half of the rule accepts any
+# deletion that lowers `MAP_M` (a frame that carried more than its share of the perturbation).
+# The **sparsity** `S = 1 - (1/T) sum_t phi_t` (`phi_t` the share of frame t's pixels
 # that may change; 0 for a dropped frame) grows with it.
 
 # %%
@@ -145,22 +154,25 @@ for om in omegas:
     counter = Oracle(model)
     res = drive(select_key_frames(x, x_hat, goal, omega=om, tol=tol), counter)
     kept[om], maps[om], costs[om] = res.key_frames, res.map, counter.used
-    print(f"omega {om:>5g}: {len(res.key_frames):>2} key frames {res.key_frames}, MAP {res.map:.2f}, "
+    print(f"omega {om:>5g}: {len(res.key_frames):>2} key frames {res.key_frames}, key-frame MAP {res.map:.2f}, "
           f"S {1 - len(res.key_frames) / x.shape[1]:.2f}, {counter.used} queries")  # fmt: skip
 viz.show(viz.key_frames_by_omega(kept, x.shape[1], maps, f"{model_label}: key frames by omega"),
          "04_key_frames_by_omega")  # fmt: skip
 
 # %% [markdown]
-# In the full attack (notebook 06) this search runs for every candidate, and the candidate
-# whose key frames give the lowest MAP seeds the optimizer, which then only ever moves the
+# In the full attack (notebook 06) the candidates' boundary searches run first, each abandoned
+# as soon as it cannot beat the best distance found so far (one query); Algorithm 1 runs on the
+# survivors, and the one whose key-frame direction is closest to the boundary (smallest `g`,
+# the paper's "minimum distance to the decision boundary") seeds the optimizer, which then only ever moves the
 # key frames. `hba_lib.attacks.make_attack("temporal")` is that configuration.
 #
 # ## Summary
 # - Frame importance costs exactly T queries per candidate, in one batch: the oracle's top-1
 #   probability with one frame removed ranks the frames.
-# - Algorithm 1 drops frames greedily: a deletion stays when the MAP is within omega or lower
-#   than before; frames whose removal breaks the attack are never dropped.
-# - Even omega = 0 drops frames; a larger omega leaves fewer key frames and a higher sparsity.
+# - Algorithm 1 drops frames greedily: a deletion stays when the MAP on the kept frames is
+#   within omega or lower than before; frames whose removal breaks the attack are never dropped.
+# - omega = 0 drops only frames that lower that MAP; a larger omega leaves fewer key frames and
+#   a higher sparsity.
 # - The search costs one boundary search per tried frame: it pays off when the optimizer
 #   then searches a space of a few frames instead of sixteen.
 #

@@ -171,11 +171,47 @@ for (goal, vary), t in tables.items():
 # differences show in MAP instead. The paper picked omega = 3 and phi = 0.6 (untargeted) as the
 # balance between MAP\*, MQ and MAP; `docs/algorithm.md` lists the constants this project uses.
 #
+# ## What omega bounds, and what small synthetic clips can show
+#
+# The paper's sentence fixes what omega bounds: "When the mean absolute perturbation **on the
+# selected key frames** [is] lower than the bound omega, our method will continue searching a
+# smaller set of key frames." So Algorithm 1 measures the MAP over the frames it keeps (the
+# mask's support), not over the whole video. Dropping a frame removes its share of the
+# perturbation and the boundary asks for more on the frames left, so that MAP tends to *rise*
+# as frames go: omega says how far the deletion may go, and S rises with omega. (Bounding the
+# whole-video MAP instead, `acceptance="whole_video"`, makes omega almost inert: dropping a frame
+# takes its perturbation out of that mean, so nearly every still-adversarial deletion passes.)
+#
+# What these clips can show: the **trend** of S with omega and phi, the MAP / MAP\* trade, and
+# that the bound binds. What they cannot: the paper's values at each omega. On 32 x 32 clips the
+# small models need a key-frame MAP of 6-10 at the candidate start, above omega = 3, so
+# omega 0 and 3 give the same rows here (no deletion under the bound, only those that lower the
+# key-frame MAP); on UCF-101 at 112 x 112 the paper's C3D starts near MAP 4, where omega = 3 and
+# 6 fall between the start and the concentrated perturbation, hence its graded S (17.7 / 25.2 %
+# at omega 0 / 3). Raise `omegas_untargeted` to values near the start's MAP (say 6, 9, 12) to see
+# the bound bite in between.
+#
+# MAP is not the only way to measure a perturbation, and it flatters sparse ones: it averages
+# over every pixel, so a perturbation on a few frames wins by construction, while the peers
+# (HopSkipJump, Sign-OPT) minimise L2. The picture below puts each grid point's mean MAP
+# against its mean L2: moving along a grid towards sparser masks (larger omega, smaller phi),
+# MAP falls while L2 need not.
+
+# %%
+trade = {}
+for (goal, vary), t in tables.items():
+    labelled = t.assign(label=[f"{vary} {v}" for v in t[vary]])
+    trade[f"{goal}, {vary} varied"] = labelled
+viz.show(viz.map_against_l2(trade, f"{model_label}, {dataset}: MAP against L2 over the grids"),
+         "07_map_against_l2")  # fmt: skip
+
+# %% [markdown]
 # ## Summary
 # - A grid of attack configurations is a sweep: one job per (configuration, video), each
 #   committed to a results store as it finishes, so a grid of days resumes after an interruption.
-# - omega trades sparsity for the perturbation on the kept frames: in the paper a large omega
-#   keeps fewer frames (higher S) and puts more perturbation on each (higher MAP\*).
+# - omega bounds the MAP on the kept frames (the paper's sentence): a large omega keeps fewer
+#   frames (higher S) and puts more perturbation on each (higher MAP\*).
+# - Sparser is lower in MAP by construction, not always in L2: judge a configuration in both.
 # - phi does the same in space: in the paper a small phi perturbs fewer pixels, each more.
 # - Compare this run with the paper by trends: the paper's MQ are queries to convergence on
 #   UCF-101, ours a fixed budget on small synthetic clips.

@@ -154,7 +154,10 @@ results = load_results(store_path)
 # at the latest, so an MQ at the budget means the budget ran out, not that the attack
 # converged, and the comparison is in FR, MAP and S. `MQ init` is the median of the queries
 # spent before the optimizer started (candidates and, with key frames, Algorithm 1's searches
-# from each of the `num_candidates` starts). The table is also written as CSV and Markdown
+# from the starts that survive candidate pruning). `L2` ([0, 1] units) and `Linf` (0-255) are
+# the mean L2 and L-inf of the perturbations, beside MAP: MAP averages over every pixel and so
+# favours sparse perturbations by construction, while L2 is what the peers minimise. The
+# table is also written as CSV and Markdown
 # (`08_table6.*`) to this run's output folder, which `make demo` prints at its end.
 
 # %%
@@ -208,10 +211,10 @@ if peers:
         jobs = [j for j in expand(sweep0) if j.attack == next(iter(sweep0.attacks))]
         model0 = load_model(spec0, device=device)
         k = len(load_dataset(ds0, "test", entry0).classes)
-        peer_runs = {"ART Sign-OPT": [], "ART HopSkipJump": []}
+        peer_runs = {"ART Sign-OPT (ART's random start)": [], "ART HopSkipJump": []}
         for job in jobs:
             inp = job_inputs(job)
-            peer_runs["ART Sign-OPT"].append(sign_opt_untargeted(
+            peer_runs["ART Sign-OPT (ART's random start)"].append(sign_opt_untargeted(
                 Oracle(model0, budget=query_budget), inp.x, inp.label, k, seed=seed))
             peer_runs["ART HopSkipJump"].append(hop_skip_jump(
                 Oracle(model0, budget=query_budget), inp.x, inp.label, k, inp.candidates,

@@ -177,6 +177,7 @@ def _metrics_row(results: Sequence[Any]) -> dict[str, float]:
     t = metrics.results_table({"x": results}).iloc[0]
     row = {"videos": int(t["videos"]), **{m: float(t[m]) for m in METRICS}}
     row["MQ init"] = float(t["MQ init"])  # the key-frame searches' share of the queries
+    row["L2"], row["Linf"] = float(t["L2"]), float(t["Linf"])  # MAP rewards sparsity: L2 too
     return row
 
 
