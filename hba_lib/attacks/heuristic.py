@@ -1,8 +1,10 @@
 """Algorithm 2 of the paper: salient regions, then key frames, then any optimizer on the mask.
 
     M     <- SPATIAL(x, phi)                      saliency, no query (the clean video is ours)
-    M     <- Algorithm1(F, x, x_hat, M, omega)    key frames, for every candidate x_hat
-    theta <- normalize((x_hat - x) * M)           the best candidate's direction
+    g_i   <- g((x_hat_i - x) * M)                 each candidate's distance, pruned: a search
+                                                  that cannot beat the best so far stops
+    M     <- Algorithm1(F, x, x_hat, M, omega)    key frames, for every surviving candidate
+    theta <- normalize((x_hat - x) * M)           the one closest to the boundary (smallest g)
     theta <- optimise(theta) on directions masked by M
 
 The paper's three configurations are presets (:data:`PRESETS`): ``opt`` (no heuristic),
