@@ -139,3 +139,40 @@ def test_jpg_folder_bad_inputs(tmp_path):
     (folder / "image_00007.jpg").write_bytes(b"not a jpeg")
     with pytest.raises(VideoDecodeError, match="image_00007.jpg"):
         read_snippet(folder)
+
+
+def _latin1_titled_avi(path, n=24):
+    """An MJPG .avi whose container title is Latin-1 bytes (not UTF-8), as in some HMDB-51 clips:
+    written with PyAV under a UTF-8 title, then that title's bytes patched in place."""
+    import av
+
+    title = "Caf\u00e9 cartwheel"
+    with av.open(str(path), "w") as out:
+        out.metadata["title"] = title
+        stream = out.add_stream("mjpeg", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuvj420p"
+        rng = np.random.default_rng(0)
+        for _ in range(n):
+            img = rng.integers(0, 255, (48, 64, 3), dtype=np.uint8)
+            out.mux(stream.encode(av.VideoFrame.from_ndarray(img, format="rgb24")))
+        out.mux(stream.encode())
+    data = path.read_bytes()
+    utf8, latin1 = title.encode("utf-8"), title.encode("latin-1") + b" "  # same length
+    assert data.count(utf8) == 1
+    path.write_bytes(data.replace(utf8, latin1))
+    return path
+
+
+def test_non_utf8_metadata_is_no_damage_every_frame_is_kept(tmp_path):
+    """Issue 16 (6): PyAV raised UnicodeDecodeError on the Latin-1 title, and the decode check
+    refused the intact clip ("decoding fails at the first frame")."""
+    import av
+
+    path = _latin1_titled_avi(tmp_path / "latin1_title.avi", n=24)
+    with pytest.raises(UnicodeDecodeError):  # what the default (strict) metadata reading does
+        av.open(str(path)).close()
+    frames, info = read_snippet(path, size=32)
+    assert info.n_decoded == 24 and not info.warnings, info
+    assert frames.shape == (16, 32, 32, 3)
+    every, _, _ = read_all_frames(path, size=32)
+    assert len(every) == 24

@@ -146,18 +146,20 @@ class AttackState:
     """The attack's running best (read back when the budget runs out) and its bookkeeping.
 
     Besides ``(theta, g)`` it keeps the closest adversarial video any query has seen (``best``,
-    ``best_distance``; points that change pixels outside the mask do not count), the result
-    when a stop cuts a search short. ``goal`` is set by the process; without it nothing is kept.
+    ``best_distance``): the exact tensor the oracle evaluated (the query, clipped to [0, 1]),
+    never a rebuilt one, so the returned video is one the model answered. Points that change
+    pixels outside ``mask`` do not count; narrowing ``mask`` (the key-frame search does) drops
+    a kept video that leaves the new mask (:meth:`keep` offers one inside it). ``goal`` is set
+    by the process; without it nothing is kept.
     """
 
     def __init__(self, x: torch.Tensor, mask: torch.Tensor | None) -> None:
         self.x = x
-        self.mask = mask
         self.goal: Goal | None = None
         self.best: torch.Tensor | None = None
         self.best_distance = math.inf
         self.error = ""
-        self._outside = None if mask is None else mask.expand_as(x) == 0
+        self.mask = mask
         self.theta: torch.Tensor | None = None
         self.g = math.inf
         self.queries = 0
@@ -167,20 +169,40 @@ class AttackState:
         self.stop_reason = "max_iter"
         self.info: dict = {}  # what an initialiser wants in the result (e.g. key-frame trials)
 
+    @property
+    def mask(self) -> torch.Tensor | None:
+        """Where the attack may perturb (0/1, broadcastable to ``x``; ``None``: everywhere)."""
+        return self._mask
+
+    @mask.setter
+    def mask(self, mask: torch.Tensor | None) -> None:
+        self._mask = mask
+        self._outside = None if mask is None else mask.expand_as(self.x) == 0
+        if self.best is not None and not self.inside(self.best):
+            self.best, self.best_distance = None, math.inf
+
+    def inside(self, video: torch.Tensor) -> bool:
+        """Whether ``video`` changes no pixel of ``x`` outside the mask."""
+        return self._outside is None or not bool((video != self.x)[self._outside].any())
+
     def see(self, pts: torch.Tensor, labels: torch.Tensor) -> None:
         """Keep the closest of the queried ``pts`` answered adversarial (work only for those)."""
         adv = self.goal.is_adversarial(labels)
         if not bool(adv.any()):
             return
         idx = adv.nonzero().flatten().to(pts.device)
-        cand = pts.index_select(0, idx).clamp_(0.0, 1.0)  # what the oracle evaluated
-        d = torch.linalg.vector_norm((cand - self.x).flatten(1), dim=1)
+        self.keep(pts.index_select(0, idx).clamp_(0.0, 1.0))  # what the oracle evaluated
+
+    def keep(self, videos: torch.Tensor) -> None:
+        """Keep the closest of ``videos [n, C, T, H, W]``, each one the oracle evaluated (bit
+        for bit) and answered adversarial, if it beats ``best`` and stays inside the mask."""
+        d = torch.linalg.vector_norm((videos - self.x).flatten(1), dim=1)
         if self._outside is not None:  # a candidate video changes pixels outside the mask
-            moved = (cand != self.x)[:, self._outside].any(1)
+            moved = (videos != self.x)[:, self._outside].any(1)
             d = torch.where(moved, torch.full_like(d, math.inf), d)
         k = int(torch.argmin(d))
         if float(d[k]) < self.best_distance:
-            self.best_distance, self.best = float(d[k]), cand[k].clone()
+            self.best_distance, self.best = float(d[k]), videos[k].clone()
 
     def record(self) -> None:
         if self.theta is None or not math.isfinite(self.g):
@@ -561,21 +583,22 @@ class BoundaryAttack(QueryAttack):
         except NonFiniteOutputError as exc:  # only drive_many throws it in: this video ends
             st.stop_reason, st.error = "nonfinite_output", f"{type(exc).__name__}: {exc}"
 
-        # output: the closest adversarial video seen (x + g theta unless a stop cut a search
-        # short), and one final check
+        # output: the closest adversarial video queried inside the final mask, the very tensor
+        # the oracle answered (x + g theta rebuilt can differ from it in the last bits, enough
+        # to cross an int8 model's boundary), and one final check on exactly that tensor
         x_adv, label, success, note = x, None, False, {}
+        rebuilt = None
         if attacked:
-            dist = math.inf
             if st.theta is not None and math.isfinite(st.g):
-                x_adv = points(x, st.theta.unsqueeze(0), [st.g])[0]
-                dist = distances.l2_distance(x, x_adv)
-            if st.best is not None and distances.l2_distance(x, st.best) < dist * (1 - 1e-6):
-                # an initialiser may have narrowed the mask since (key frames): stay inside it
-                inside = st.mask is None or not bool(
-                    ((st.best != x) & (st.mask.expand_as(x) == 0)).any()
-                )
-                if inside:
-                    x_adv, note["kept_closest_adversarial_seen"] = st.best, True
+                rebuilt = points(x, st.theta.unsqueeze(0), [st.g])[0]
+            if st.best is not None and st.inside(st.best):
+                x_adv = st.best
+                if rebuilt is None or st.best_distance < distances.l2_distance(x, rebuilt) * (
+                    1 - 1e-6
+                ):
+                    note["kept_closest_adversarial_seen"] = True  # a stop cut a search short
+            elif rebuilt is not None:  # never queried as such (e.g. init=): the check decides
+                x_adv = rebuilt
         if x_adv is not x:
             try:
                 ans = yield from self._ask(st, x_adv.unsqueeze(0), "check", reserve=0)
@@ -583,6 +606,9 @@ class BoundaryAttack(QueryAttack):
                 success = bool(goal.is_adversarial(ans.labels)[0])
             except (BudgetExhausted, NonFiniteOutputError) as exc:
                 note["final_check_failed"] = f"{type(exc).__name__}: {exc}"
+            if not success and x_adv is rebuilt:  # no answer says it is adversarial
+                note["unqueried_point_not_adversarial"] = label
+                x_adv, label = x, None
         if st.error:
             note["error"] = st.error
         return AttackResult(

@@ -110,8 +110,8 @@ class AttackResult:
     (the stopping rule), ``max_iter``, ``budget_exhausted``, ``no_initial_direction``,
     ``nonfinite_output`` (the model answered NaN/Inf; ``info["error"]`` names the query) or
     ``clean_misclassified`` (the clean video was not attacked: ``attacked`` is False).
-    Whatever stopped it, ``x_adv`` is the closest adversarial video the attack had queried (the
-    clean video when it saw none).
+    Whatever stopped it, ``x_adv`` is the closest adversarial video the attack had queried, bit
+    for bit the tensor the oracle evaluated (the clean video when it saw none).
     """
 
     x_adv: torch.Tensor

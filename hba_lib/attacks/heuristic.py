@@ -28,7 +28,7 @@ import torch
 from hba_lib.attacks.base import AttackConfig, AttackState, BoundaryAttack, QueryAttack
 from hba_lib.attacks.opt_attack import OPT_PRESETS, OptAttack, OptAttackConfig
 from hba_lib.attacks.sign_opt import SignOPT
-from hba_lib.heuristics.key_frames import ACCEPTANCE_RULES, TRIALS, select_key_frames
+from hba_lib.heuristics.key_frames import ACCEPTANCE_RULES, TRIALS, Closest, select_key_frames
 from hba_lib.oracle.goals import Goal
 from hba_lib.oracle.queries import (
     QueryProcess,
@@ -137,7 +137,8 @@ class HeuristicAttack(QueryAttack):
     def candidate_starts(self, attack: BoundaryAttack, st: AttackState, goal: Goal,
                          candidates: torch.Tensor, adversarial: list[int]):  # fmt: skip
         """``g`` of each adversarial candidate's direction on the spatial mask ``st.mask``, the
-        candidates in order; returns ``[(index, g)]`` of those Algorithm 1 should run on.
+        candidates in order; returns ``[(index, g, video)]`` of those Algorithm 1 should run
+        on, ``video`` the closest adversarial video the search queried (exactly as queried).
 
         With ``prune`` (the authors' code does the same), a candidate's search first asks
         whether it can beat the best ``g`` so far (one query at that distance) and is
@@ -159,9 +160,12 @@ class HeuristicAttack(QueryAttack):
                                                  cfg.grid_points, best=bound)  # fmt: skip
             else:
                 search = untargeted_initial_search(lam0, bound, cfg.tol, known)
-            g = yield from attack._search_one(st, goal, p / lam0, search, "init")
+            seen = Closest(st.x, goal)
+            if known:  # the candidate itself (queried above) is the point at lam0
+                seen.offer(candidates[i])
+            g = yield from seen.watch(attack._search_one(st, goal, p / lam0, search, "init"))
             if math.isfinite(g) and (g < best or not self.heuristics.prune):
-                starts.append((i, g))
+                starts.append((i, g, seen.video))
             best = min(best, g)
         st.info.setdefault("key_frames", {})["start_queries"] = st.queries - before
         return starts
@@ -178,22 +182,25 @@ class HeuristicAttack(QueryAttack):
         searches, best, starts = [], None, []
         try:
             starts = yield from self.candidate_starts(attack, st, goal, candidates, adversarial)
-            for i, g0 in starts:
+            for i, g0, seen in starts:
                 found = yield from attack.delegate(st, select_key_frames(
                     st.x, candidates[i], goal, h.omega, spatial, cfg.tol, cap,
                     h.acceptance, cfg.targeted_grow, cfg.grid_points, h.trial, initial_g=g0,
+                    initial_x_adv=seen,
                 ))  # fmt: skip
                 searches.append((i, found))
                 usable = found.theta is not None and math.isfinite(found.g)
                 if usable and (best is None or found.g < best[1].g):
                     best = (i, found)
                     st.theta, st.g, st.mask = found.theta, found.g, found.mask
+                    if found.x_adv is not None:  # the closest it queried inside its mask
+                        st.keep(found.x_adv.unsqueeze(0))
                     st.record()  # the trace shows the key-frame search's progress
         finally:  # also when the budget cuts the search: the result says what was tried
             st.info["key_frames"] = {
                 "start_queries": st.info.get("key_frames", {}).get("start_queries", 0),
                 "adversarial_candidates": adversarial,
-                "survivors": [i for i, _ in starts],
+                "survivors": [start[0] for start in starts],
                 "candidates": [i for i, _ in searches],
                 "searches": [f.as_dict() for _, f in searches],
                 **({"chosen": best[0], "key_frames": best[1].key_frames} if best else {}),

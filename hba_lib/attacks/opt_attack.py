@@ -11,7 +11,8 @@ The attack searches for the direction ``theta`` (unit L2, video-shaped) that min
    with ``q`` probes ``theta + beta * u`` whose ``g`` comes from a :func:`local_search`, then a
    backtracking line search on ``eta``, with ``beta`` divided by 10 when ``eta`` collapses and a
    stop after ``max_beta_decays`` such divisions, ``max_iter`` iterations or the query budget.
-3. **Output**: ``x_adv = clip(x + g(theta*) theta*)`` and one final check query.
+3. **Output**: ``x_adv``, the closest adversarial video queried (``clip(x + g(theta*) theta*)``
+   as the oracle evaluated it, bit for bit), and one final check query on exactly that tensor.
 
 Every search is a small generator that yields a ``lam`` to query and receives "adversarial?";
 it reads like the pseudo-code. The ``q`` probes' local searches are independent, so the batched

@@ -6,10 +6,13 @@ counted query of the same :class:`~hba_lib.oracle.Oracle` our attacks use, under
 Pitfalls handled here (``peers.md``):
 
 - ART has no query budget of its own that holds (Sign-OPT overshoots by about ``k``): the oracle
-  enforces it. When ART is cut off, the result is the closest adversarial video ART had queried
-  (tracked by the estimator), and ``stop_reason`` is ``budget_exhausted``.
+  enforces it; when ART is cut off, ``stop_reason`` is ``budget_exhausted``.
+- What ART returns may be a video it rebuilt and never queried (in its own float arithmetic), so
+  on every path the result is the closest adversarial video queried (tracked by the estimator,
+  bit for bit as the oracle evaluated it; for HopSkipJump its start counts), checked by one
+  final query; ``info["art_output_distance"]`` is the L2 of what ART returned.
 - Both may return the clean video when their start found nothing adversarial, saying so only
-  through the array: every result gets one final check query, and ``info`` notes the case.
+  through the array: ``info`` notes the case.
 - Sign-OPT's local search gives up beyond a distance of 20 in input units: a 16x32x32 video's
   distances fit, a 16x112x112 one's random-noise starts may not (its line search then never
   moves); compare ``distance`` with 20, and ``info["closest_adversarial_seen"]`` with it.
@@ -50,9 +53,9 @@ class _Stop(Exception):
 class HardLabelEstimator:
     """Builds an ART classifier that answers one-hot top-1 labels through ``oracle``.
 
-    It also remembers the closest (L2 to ``x``) video it saw answered adversarial for ``goal``,
-    the result kept when the budget cuts ART off. Every ART query is phase ``optimisation``
-    and keeps one query in reserve for the final check.
+    It also remembers the closest (L2 to ``x``) video it saw answered adversarial for ``goal``
+    (``best``: the float32 tensor the oracle evaluated), the result returned. Every ART query
+    is phase ``optimisation`` and keeps one query in reserve for the final check.
     """
 
     def __init__(self, oracle: Oracle, x: torch.Tensor, goal, nb_classes: int) -> None:
@@ -75,17 +78,21 @@ class HardLabelEstimator:
         except BudgetExhausted as exc:
             self.exhausted = True
             raise _Stop(str(exc)) from exc
-        adv = self.goal.is_adversarial(ans.labels)
-        if bool(adv.any()):
-            d = torch.linalg.vector_norm((videos[adv] - self.x).flatten(1), dim=1)
-            k = int(torch.argmin(d))
-            if float(d[k]) < self.best_distance:
-                self.best_distance, self.best = float(d[k]), videos[adv][k].clone()
-                self.trace.append(TraceRow(
-                    self.oracle.used, self.best_distance,
-                    distances.mean_absolute_perturbation(self.x, self.best), self.best_distance,
-                ))  # fmt: skip
+        self.keep(videos[self.goal.is_adversarial(ans.labels)])
         return np.eye(self.nb_classes, dtype=np.float32)[ans.labels.numpy()]
+
+    def keep(self, videos: torch.Tensor) -> None:
+        """Keep the closest of ``videos [n, ...]`` (each evaluated and answered adversarial)."""
+        if videos.shape[0] == 0:
+            return
+        d = torch.linalg.vector_norm((videos - self.x).flatten(1), dim=1)
+        k = int(torch.argmin(d))
+        if float(d[k]) < self.best_distance:
+            self.best_distance, self.best = float(d[k]), videos[k].clone()
+            self.trace.append(TraceRow(
+                self.oracle.used, self.best_distance,
+                distances.mean_absolute_perturbation(self.x, self.best), self.best_distance,
+            ))  # fmt: skip
 
 
 def _finish(
@@ -93,7 +100,8 @@ def _finish(
     stop_reason: str, t0: float, info: dict[str, Any], start_queries: int = 0,
     mask: torch.Tensor | None = None, trace: list[TraceRow] | None = None,
 ) -> AttackResult:  # fmt: skip
-    """Final check on ``x_adv`` (counted) and the paper's metrics.
+    """Final check on ``x_adv`` (counted; a video the oracle answered adversarial, or ``None``:
+    the clean video) and the paper's metrics.
 
     ``trace``: the closest adversarial video seen as queries went (``oracle.used`` at each),
     made relative to ``start_queries``, so peers get MAP-against-queries curves as ours do.
@@ -101,7 +109,7 @@ def _finish(
     label, success = None, False
     if x_adv is None:
         x_adv = x
-    x_adv = x_adv.detach().cpu().float().clamp(0, 1)
+    x_adv = x_adv.detach().cpu().float()
     if torch.equal(x_adv, x):
         info["returned_clean_video"] = True
     else:
@@ -155,16 +163,24 @@ def sign_opt_untargeted(
     kw = {"query_limit": int(left) if math.isfinite(left) else 20000, **art_kwargs}
     attack = SignOPTAttack(est.classifier, targeted=False, verbose=False, **kw)
     np.random.seed(seed)  # noqa: NPY002 - ART draws from numpy's global generator
-    stop, x_adv = "art_finished", None
+    stop, info = "art_finished", {}
     try:
         out = attack.generate(x.numpy()[None], np.array([label]))
-        x_adv = torch.from_numpy(out[0])
+        info["art_output_distance"] = _art_output(x, out, info)
     except _Stop:
-        stop, x_adv = "budget_exhausted", est.best
-    info = {"closest_adversarial_seen": est.best_distance, "art_kwargs": kw}
-    if x_adv is not None and distances.l2_distance(x, x_adv) > 20:
+        stop = "budget_exhausted"
+    info.update({"closest_adversarial_seen": est.best_distance, "art_kwargs": kw})
+    if est.best is not None and est.best_distance > 20:
         info["beyond_local_search_cap_20"] = True  # its line search could not have moved
-    return _finish("Sign-OPT", oracle, x, goal, x_adv, stop, t0, info, start, trace=est.trace)
+    return _finish("Sign-OPT", oracle, x, goal, est.best, stop, t0, info, start, trace=est.trace)
+
+
+def _art_output(x: torch.Tensor, out: np.ndarray, info: dict[str, Any]) -> float:
+    """The L2 of the video ART returned (noting when it is the clean video)."""
+    art_x = torch.from_numpy(np.asarray(out[0], dtype=np.float32)).clamp(0, 1)
+    if torch.equal(art_x, x):
+        info["art_returned_clean_video"] = True
+    return distances.l2_distance(x, art_x)
 
 
 def hop_skip_jump(
@@ -199,19 +215,20 @@ def hop_skip_jump(
         res.attacked = init.attacked
         return res
     est = HardLabelEstimator(oracle, x, goal, nb_classes)
+    est.keep(init.x_adv.unsqueeze(0))  # the start, answered adversarial by its check
     kw = {"max_iter": 50, "max_eval": 1000, "init_eval": 100, "norm": 2, **art_kwargs}
     attack = HopSkipJump(est.classifier, targeted=False, verbose=False, **kw)
     np.random.seed(seed)  # noqa: NPY002 - ART draws from numpy's global generator
-    stop, x_adv = "art_finished", None
+    stop, info = "art_finished", {}
     extra = {} if mask is None else {"mask": mask.expand_as(x).numpy()[None].astype(np.float32)}
     try:
         out = attack.generate(
             x.numpy()[None], np.array([label]), x_adv_init=init.x_adv.numpy()[None], **extra
         )
-        x_adv = torch.from_numpy(out[0])
+        info["art_output_distance"] = _art_output(x, out, info)
     except _Stop:
-        stop, x_adv = "budget_exhausted", est.best
-    info = {"start_distance": init.distance, "start_queries": init.queries, "art_kwargs": kw}
+        stop = "budget_exhausted"
+    info.update({"start_distance": init.distance, "start_queries": init.queries, "art_kwargs": kw})
     first = [r._replace(queries=start + r.queries) for r in init.trace]
-    return _finish("HopSkipJump", oracle, x, goal, x_adv, stop, t0, info, start, mask,
-                   trace=first + est.trace)  # fmt: skip
+    return _finish("HopSkipJump", oracle, x, goal, est.best, stop, t0, info, start, mask,
+                   trace=first + est.trace[1:])  # fmt: skip

@@ -1,4 +1,5 @@
-"""One switch for every notebook: ``get_dataset("synthetic" | "ucf101" | "hmdb51", split)``."""
+"""One switch for every notebook: ``get_dataset("synthetic" | "ucf101" | "hmdb51", split)``, and
+``get_dataset("clips", root=...)`` for a folder of real video files (``hba_lib.data.clips``)."""
 
 from __future__ import annotations
 
@@ -6,14 +7,16 @@ from typing import Any
 
 from torch.utils.data import Dataset
 
-DATASETS = ("synthetic", "ucf101", "hmdb51")
+DATASETS = ("synthetic", "ucf101", "hmdb51", "clips")
 
 
 def get_dataset(name: str, split: str = "test", **kwargs: Any) -> Dataset:
     """Return the named data set's ``split`` ("train" or "test") as a torch Dataset.
 
     Every data set yields ``(video float [C, T, H, W] in [0, 1], label)`` and exposes
-    ``classes``, ``videos`` (uint8 ``[N, T, H, W, C]``) and ``labels``.
+    ``classes``, ``videos`` (uint8 ``[N, T, H, W, C]``) and ``labels``. ``"clips"``: every video
+    file in ``root=`` (no split: ``split`` is not used), labelled by a ``labels=`` mapping or by
+    a ``model=``'s own prediction (:class:`~hba_lib.data.clips.VideoClips`).
     """
     if split not in ("train", "test"):
         raise ValueError(f"split must be 'train' or 'test', got {split!r}")
@@ -26,4 +29,8 @@ def get_dataset(name: str, split: str = "test", **kwargs: Any) -> Dataset:
 
         cls = real_datasets.UCF101 if name == "ucf101" else real_datasets.HMDB51
         return cls(split=split, **kwargs)
+    if name == "clips":
+        from hba_lib.data.clips import VideoClips
+
+        return VideoClips(**kwargs)
     raise ValueError(f"unknown dataset {name!r}; choose one of {DATASETS}")

@@ -161,11 +161,12 @@ def intact_frame_count(path: str | os.PathLike) -> tuple[int, str | None]:
 
     FFmpeg's error detection is set to stop at the first damaged packet, so a clip cut short or
     damaged in the middle reports its error here even when OpenCV decodes it "successfully".
+    Undecodable container metadata (not UTF-8) is ignored: it says nothing about the pixels.
     """
     import av  # PyAV: only for this check; the pixels come from OpenCV
 
-    try:
-        container = av.open(str(path))
+    try:  # container metadata that is not UTF-8 (Latin-1 titles in HMDB-51) is no damage
+        container = av.open(str(path), metadata_errors="ignore")
     except Exception as e:  # noqa: BLE001 - any open failure is a decoding error here
         return 0, f"{type(e).__name__}: {e}"
     n = 0

@@ -93,6 +93,7 @@ class KeyFrameSearch:
     initial_map: float = math.inf
     queries: int = 0  # every query this search spent (frame importance, searches, trials)
     initial_queries: int = 0  # of which the full candidate's boundary search
+    x_adv: torch.Tensor | None = None  # the closest adversarial video queried inside ``mask``
 
     @property
     def key_frames(self) -> list[int]:
@@ -124,6 +125,50 @@ def counted(process: Generator[Request, Answer, Any], tally: list[int]):
             request = process.send(answer)
     except StopIteration as stop:
         return stop.value
+
+
+class Closest:
+    """The closest (L2 to ``x``) video a query process asked about that ``goal`` accepted, as
+    the oracle evaluated it (clipped to [0, 1]), bit for bit; ``None`` until there is one."""
+
+    def __init__(self, x: torch.Tensor, goal: Any) -> None:
+        self.x, self.goal = x, goal
+        self.video: torch.Tensor | None = None
+        self.distance = math.inf
+
+    def offer(self, video: torch.Tensor | None, mask: torch.Tensor | None = None) -> None:
+        """Keep ``video`` (known adversarial) if closer; with ``mask``, only if it changes no
+        pixel outside it."""
+        if video is None or (mask is not None and not inside(self.x, video, mask)):
+            return
+        d = float(torch.linalg.vector_norm(video - self.x))
+        if d < self.distance:
+            self.video, self.distance = video, d
+
+    def watch(self, process: Generator[Request, Answer, Any]):
+        """Run ``process``, offering every query it makes that the goal accepts (an exception
+        thrown in, e.g. the budget's, goes on to ``process``)."""
+        try:
+            request = next(process)
+            while True:
+                try:
+                    answer = yield request
+                except GeneratorExit:
+                    raise
+                except BaseException as exc:  # noqa: B036 - handed on, as ``yield from`` does
+                    request = process.throw(exc)
+                    continue
+                adv = self.goal.is_adversarial(answer.labels).nonzero().flatten().tolist()
+                for i in adv:
+                    self.offer(request.points[i].clamp(0.0, 1.0))
+                request = process.send(answer)
+        except StopIteration as stop:
+            return stop.value
+
+
+def inside(x: torch.Tensor, video: torch.Tensor, mask: torch.Tensor) -> bool:
+    """Whether ``video`` changes no pixel of ``x`` where ``mask`` is 0."""
+    return not bool((video != x)[mask.expand_as(x) == 0].any())
 
 
 def frame_support(mask: torch.Tensor) -> list[int]:
@@ -236,6 +281,7 @@ def select_key_frames(
     grid_points: int = 100,
     trial: str = "check",
     initial_g: float | None = None,
+    initial_x_adv: torch.Tensor | None = None,
 ) -> Generator[Request, Answer, KeyFrameSearch]:
     """Algorithm 1 for one candidate ``x_hat``: frame importance, then greedy deletion under
     the MAP bound ``omega`` (0-255). ``mask``: the spatial mask (``None``: every pixel).
@@ -243,9 +289,10 @@ def select_key_frames(
     ``acceptance``: what the bound reads (:data:`ACCEPTANCE_RULES`, module docstring);
     ``trial``: how a deletion is tried (:data:`TRIALS`). ``initial_g``: ``g`` of the full
     candidate direction when the caller has already searched it (the candidate pruning of
-    Algorithm 2), else it is searched here. Every query is phase ``init``. Returns a
-    :class:`KeyFrameSearch`; its ``g`` is ``inf`` when even the full masked direction is not
-    adversarial.
+    Algorithm 2), else it is searched here; ``initial_x_adv``: the closest adversarial video
+    that search queried. Every query is phase ``init``. Returns a :class:`KeyFrameSearch`; its
+    ``g`` is ``inf`` when even the full masked direction is not adversarial, its ``x_adv`` the
+    closest adversarial video queried inside its mask, bit for bit as the oracle saw it.
     """
     if acceptance not in ACCEPTANCE_RULES:
         raise ValueError(f"acceptance must be one of {ACCEPTANCE_RULES}, got {acceptance!r}")
@@ -258,14 +305,16 @@ def select_key_frames(
     cap = math.sqrt(x.numel()) if cap is None else cap
     p = (x_hat - x) * m
     spent = [0]
-    importance, order = yield from counted(frame_importance(x, p, goal), spent)
+    kept = Closest(x, goal)  # the closest adversarial query inside the current mask m
+    kept.offer(initial_x_adv, m)
+    importance, order = yield from counted(kept.watch(frame_importance(x, p, goal)), spent)
 
     lam0 = float(torch.linalg.vector_norm(p))
     theta = p / max(lam0, 1e-30)
     g = math.inf if initial_g is None else float(initial_g)
     if initial_g is None and lam0 > 0:  # unmasked, the candidate itself is x + p: adversarial
-        g = yield from counted(boundary_search(x, theta, lam0, goal, tol, cap, mask is None,
-                                               grow, grid_points), spent)  # fmt: skip
+        g = yield from counted(kept.watch(boundary_search(
+            x, theta, lam0, goal, tol, cap, mask is None, grow, grid_points)), spent)  # fmt: skip
     cur_map = key_frame_map(x, theta, g, m, acceptance)
     out = KeyFrameSearch(m, theta if math.isfinite(g) else None, g, cur_map, importance, order,
                          initial_g=g, initial_map=cur_map)  # fmt: skip
@@ -281,15 +330,21 @@ def select_key_frames(
         if not bool(p_new.any()):
             continue
         before = spent[0]
+        tried = Closest(x, goal)  # its queries all lie inside m_new (inside m)
         theta_new, g_new = yield from counted(
-            deletion_trial(x, p_new, goal, tol, cap, trial, grow, grid_points), spent
+            tried.watch(deletion_trial(x, p_new, goal, tol, cap, trial, grow, grid_points)), spent
         )
         new_map = key_frame_map(x, theta_new, g_new, m_new, acceptance)
         accept = accept_deletion(acceptance, omega, cur_map, new_map)
         if accept:
             m, p, theta, g, cur_map = m_new, p_new, theta_new, g_new, new_map
             frames_left -= 1
+            tried.offer(kept.video, m)  # what was kept before, if it leaves frame t alone
+            kept = tried
+        else:
+            kept.offer(tried.video)
         out.trials.append(Trial(t, g_new, new_map, accept, frames_left, spent[0] - before))
         out.queries = spent[0]
     out.mask, out.theta, out.g, out.map = m, normalize(theta), g, cur_map
+    out.x_adv = kept.video
     return out

@@ -3,6 +3,9 @@
 ``build_model(name, num_classes)`` builds any of :data:`MODEL_NAMES`, each wrapped in a
 :class:`VideoClassifier` that normalises inside ``forward``; ``load_default_model("c3d")``
 returns the committed small C3D trained on the synthetic data set, ready to attack.
+``build_model("movinet_a0")`` (:data:`PRETRAINED_NAMES`) loads a real, released video classifier
+as a query-only black box: MoViNet-A0-Stream (Kinetics-600, int8 TFLite) on the LiteRT runtime
+(the optional extra ``real``; ``hba_lib.models.tflite``, ``hba_lib.models.movinet``).
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from hba_lib.models.small import C3DSmall
 
 __all__ = [
     "MODEL_NAMES",
+    "PRETRAINED_NAMES",
     "DEFAULT_CHECKPOINTS",
     "VideoClassifier",
     "ResNeXt3D",
@@ -53,6 +57,8 @@ MODEL_NAMES = (
     "r2plus1d_18",
 )
 TORCHVISION_VIDEO = ("r3d_18", "mc3_18", "r2plus1d_18")
+PRETRAINED_NAMES = ("movinet_a0",)
+"""Released models loaded from their files, query-only (no training, fixed classes)."""
 # load_default_model's names -> committed checkpoint stems in hba_lib/checkpoints/.
 DEFAULT_CHECKPOINTS = {"c3d": "c3d_small_synthetic", "lrcn": "lrcn_small_synthetic"}
 
@@ -74,18 +80,27 @@ def _torchvision_video(name: str, num_classes: int, weights_path: str | Path | N
     return net
 
 
-def build_model(name: str, num_classes: int, **kw: Any) -> VideoClassifier:
-    """Build model ``name`` (one of :data:`MODEL_NAMES`) with ``num_classes`` outputs.
+def build_model(name: str, num_classes: int | None = None, **kw: Any) -> nn.Module:
+    """Build model ``name`` (one of :data:`MODEL_NAMES`) with ``num_classes`` outputs, or load
+    one of :data:`PRETRAINED_NAMES` (``num_classes``: ``None`` or its own count).
 
     Keyword options: ``c3d``/``resnext3d``: ``depth`` (50/101/152; ``c3d`` is 101),
     ``cardinality``, ``width``, ``dataset`` (whose 0-255 mean it subtracts);
     ``c3d_small``: ``channels``, ``dropout``; ``lrcn``/``lrcn_small``: ``backbone``,
     ``hidden``, ``dropout``, ``backbone_weights`` and, for the small frame CNN,
     ``channels``, ``strides``, ``pool``, ``out_dim``; torchvision models:
-    ``weights_path`` (a local Kinetics state dict). Every model takes [0, 1] videos.
+    ``weights_path`` (a local Kinetics state dict); ``movinet_a0``: ``path`` (the ``.tflite``
+    file or folder), ``workers``, see :func:`hba_lib.models.movinet.movinet_a0`. Every model
+    takes [0, 1] videos.
     """
+    if name in PRETRAINED_NAMES:
+        from hba_lib.models.movinet import NUM_CLASSES, movinet_a0
+
+        if num_classes not in (None, NUM_CLASSES):
+            raise ValueError(f"{name} has {NUM_CLASSES} classes (Kinetics-600), not {num_classes}")
+        return movinet_a0(**kw)
     if name not in MODEL_NAMES:
-        raise ValueError(f"unknown model {name!r}; choose one of {MODEL_NAMES}")
+        raise ValueError(f"unknown model {name!r}; choose one of {MODEL_NAMES + PRETRAINED_NAMES}")
     if not isinstance(num_classes, int) or num_classes < 2:
         raise ValueError(f"num_classes must be an int >= 2, got {num_classes!r}")
     kw = dict(kw)
