@@ -6,6 +6,11 @@ The default run (no ``--params``) is the one that writes the committed ``figures
 ``params/NN_name_full.yaml`` and writes its figures beside its executed notebooks
 (``<out>/figures/``), never to ``figures/``.
 
+``make demo`` leaves out the notebooks in :data:`NOT_IN_DEMO`, each for the reason given
+there (notebook 09: a real model, files from outside the repository, and minutes of CPU that
+would take the demo past its 10 minutes); ``--only`` names them to run them, and ``--all``
+(``make figures``) adds them to the sequence.
+
 The run ends by printing the Table 6-style table notebook 08 wrote (``08_table6.md`` in the
 figures folder). Notebooks 07 and 08 keep resumable results stores (``*.sqlite``) in that
 folder; the default run deletes them first, so the committed figures and tables always come
@@ -26,6 +31,17 @@ from hba_lib import paths
 def notebook_sequence() -> list[Path]:
     """The numbered notebooks (``notebooks/NN_*.ipynb``) in order."""
     return sorted(p for p in paths.NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
+
+
+NOT_IN_DEMO: dict[str, str] = {
+    "09_real_model": (
+        "a real model on real clips: it needs MoViNet-A0, the LiteRT runtime and real video files "
+        "from outside the repository, and its attacks (each query a 16-frame pass of a TFLite "
+        "interpreter) take a few minutes, which would take `make demo` past its 10 minutes; run "
+        "it with `python -m hba_lib.demo --only 09` (`make figures` runs it too)"
+    ),
+}
+"""Notebooks the default sequence leaves out (stem -> why); ``--only`` or ``--all`` runs them."""
 
 
 def params_file(notebook: Path, flavour: str) -> Path | None:
@@ -64,9 +80,11 @@ def run(
     flavour: str | None = None,
     only: list[str] | None = None,
     figures: Path | None = None,
+    include_all: bool = False,
 ) -> list[Path]:
     """Execute every notebook (or those whose name contains one of ``only``) into ``out_dir``,
-    their figures into ``figures`` (default: :func:`figures_dir`)."""
+    their figures into ``figures`` (default: :func:`figures_dir`). Without ``only``, the
+    notebooks of :data:`NOT_IN_DEMO` are left out unless ``include_all``."""
     import papermill as pm
     import yaml
 
@@ -80,6 +98,9 @@ def run(
     done = []
     for nb in notebook_sequence():
         if only and not any(key in nb.name for key in only):
+            continue
+        if not only and not include_all and nb.stem in NOT_IN_DEMO:
+            print(f"[demo] {nb.name} left out: {NOT_IN_DEMO[nb.stem]}", flush=True)
             continue
         params = {}
         if flavour:
@@ -119,10 +140,15 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="folder for figures (default: figures/ without --params, else OUT/figures)",
     )
+    ap.add_argument(
+        "--all",
+        action="store_true",
+        help="also the notebooks the demo leaves out (NOT_IN_DEMO), e.g. for make figures",
+    )
     args = ap.parse_args(argv)
     start = time.perf_counter()
     figures = args.figures or figures_dir(args.out, args.params)
-    done = run(args.out, args.params, args.only, figures)
+    done = run(args.out, args.params, args.only, figures, include_all=args.all)
     if not done:
         print("[demo] no notebook matched", file=sys.stderr)
         return 1

@@ -736,3 +736,49 @@ def table6_vs_paper(table: Any, title: str) -> plt.Figure:
         fig.suptitle(title, x=0.01, ha="left")
         fig.tight_layout(rect=(0, 0, 1, 0.95))
     return fig
+
+
+# -- notebook 09: a real model on real clips -------------------------------------------------------
+def clip_grid(videos: Sequence[np.ndarray | torch.Tensor], captions: Sequence[str],
+              frame: int | None = None, cols: int = 6, title: str | None = None) -> plt.Figure:  # fmt: skip
+    """One frame of each clip (the middle one by default) in a grid, each with its caption
+    underneath (each line of a caption wrapped on its own, at most 4 lines)."""
+    import textwrap
+
+    clips = [as_frames(v) for v in videos]
+    if len(captions) != len(clips):
+        raise ValueError(f"{len(clips)} clips but {len(captions)} captions")
+    rows = -(-len(clips) // cols)
+    with style(0.8):
+        fig, axes = plt.subplots(rows, cols, figsize=(1.7 * cols, 2.3 * rows + 0.3), squeeze=False)
+        for ax in axes.flat:
+            ax.axis("off")
+        for ax, clip, caption in zip(axes.flat, clips, captions):
+            t = clip.shape[0] // 2 if frame is None else frame
+            ax.imshow(clip[t].squeeze())
+            lines = [w for part in caption.split("\n") for w in textwrap.wrap(part, 24)]
+            ax.text(0.5, -0.04, "\n".join(lines[:4]), transform=ax.transAxes, ha="center",
+                    va="top", fontsize=7.5)  # fmt: skip
+        if title:
+            fig.suptitle(title)
+        fig.tight_layout()
+    return fig
+
+
+def adversarial_strip(x: torch.Tensor, x_adv: torch.Tensor, frames: Sequence[int], before: str,
+                      after: str, title: str) -> plt.Figure:  # fmt: skip
+    """The paper's Figure 2 for one video: the clean frames, the perturbation (amplified,
+    grey = 0) and the adversarial frames, the rows labelled with the model's answer before
+    (``before``) and after (``after``)."""
+    import textwrap
+
+    delta = (x_adv - x).detach().float().cpu()
+    peak = float(delta.abs().max())
+    gain = 0.5 / peak if peak > 0 else 1.0
+    wrap = lambda s: "\n".join(textwrap.wrap(s, 22))  # noqa: E731
+    labels = [f"clean\n{wrap(before)}", f"perturbation\n(x{gain:.1f}; grey = 0)",
+              f"adversarial\n{wrap(after)}"]  # fmt: skip
+    with style(0.8):
+        fig = frame_strip([x, amplify(delta, gain), x_adv], row_labels=labels, frames=frames,
+                          title=title, frame_size=1.1)  # fmt: skip
+    return fig

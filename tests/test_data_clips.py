@@ -134,3 +134,13 @@ def test_real_clips_labelled_by_movinet():
     assert {n: got[n] for n in top1 if n in got} == top1 and set(top1) <= set(got)
     assert ds.videos.shape[1:] == (16, 112, 112, 3) and len(ds.classes) == 600
     assert (ds.confidences >= 0.8).all()
+
+
+def test_missing_clips_says_what_is_missing_and_how_to_get_it(folder, tmp_path):
+    from hba_lib.data.clips import missing_clips
+
+    assert missing_clips(folder) is None
+    assert "does not exist" in missing_clips(tmp_path / "nope")
+    (tmp_path / "empty").mkdir()
+    message = missing_clips(tmp_path / "empty")
+    assert "holds no video file" in message and "SOURCES.txt" in message

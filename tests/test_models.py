@@ -11,6 +11,7 @@ from hba_lib.models import (
     build_model,
     count_parameters,
     load_3d_resnets_checkpoint,
+    top_k,
 )
 from hba_lib.models.normalize import HARA_MEAN_255
 from hba_lib.models.resnext3d import ResNeXtBottleneck
@@ -215,3 +216,16 @@ def test_local_pretrained_weights_load_and_keep_a_new_head(tmp_path):
     assert "backbone_weights" not in lrcn.spec["kwargs"]  # weights travel in the state dict
     with pytest.raises(FileNotFoundError, match="missing.pth"):
         build_model("r3d_18", 12, weights_path=tmp_path / "missing.pth")
+
+
+def test_top_k_gives_the_most_probable_classes_best_first():
+    model = build_model("c3d_small", 5).eval()
+    videos = torch.rand(3, 3, 16, 16, 16)
+    probs, classes = top_k(model, videos, k=3, batch_size=2)
+    with torch.no_grad():
+        full = torch.softmax(model(videos), 1)
+    assert probs.shape == classes.shape == (3, 3)
+    assert torch.equal(classes[:, 0], full.argmax(1))
+    assert torch.allclose(probs, full.gather(1, classes)) and (probs[:, :-1] >= probs[:, 1:]).all()
+    with pytest.raises(ValueError, match="expected videos"):
+        top_k(model, videos[0])

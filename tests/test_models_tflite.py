@@ -214,6 +214,21 @@ def test_a_missing_runtime_says_how_to_install_it(model_file, monkeypatch):
     assert isinstance(exc.value, ImportError)
 
 
+def test_missing_lists_what_movinet_still_needs_and_how_to_get_it(tmp_path, monkeypatch):
+    for name in ("ai_edge_litert", "ai_edge_litert.interpreter", "tflite_runtime",
+                 "tflite_runtime.interpreter"):  # fmt: skip
+        monkeypatch.setitem(sys.modules, name, None)
+    needs = mv.missing(tmp_path / "empty_folder")
+    assert len(needs) == 2 and "pip install ai-edge-litert" in needs[0]
+    assert "python -m hba_lib.models.movinet" in needs[1]
+    (tmp_path / mv.MODEL_FILE).write_bytes(b"x")
+    needs = mv.missing(tmp_path)
+    assert len(needs) == 2 and mv.LABELS_FILE in needs[1]
+    (tmp_path / mv.LABELS_FILE).write_text("a\n")
+    monkeypatch.undo()
+    assert all("TFLite runtime" in need for need in mv.missing(tmp_path))  # the files are there
+
+
 # -- the weights: fetched with a checksum check, from a local server --------------------------------
 @pytest.fixture
 def served(tmp_path):

@@ -340,6 +340,30 @@ def test_attack_set_picks_correct_videos_and_candidates() -> None:
             assert all((truth[j] != y) if t is None else (truth[j] == t) for j in idx)
 
 
+def test_attack_set_attacks_the_videos_it_is_given() -> None:
+    from types import SimpleNamespace
+
+    from hba_lib.attacks import attack_set
+    from hba_lib.data.video import to_uint8_frames
+
+    model, _, _, pool, _ = toy_setup()
+    frames = to_uint8_frames(pool)
+    with torch.no_grad():
+        pred = model(torch.from_numpy(frames).permute(0, 4, 1, 2, 3).float() / 255).argmax(1)
+    truth = pred.numpy().copy()
+    truth[0] = (truth[0] + 1) % 3  # one video the model gets wrong
+    data = SimpleNamespace(videos=frames, labels=truth, classes=["a", "b", "c"])
+    chosen = attack_set(data, model, 1, num_candidates=2, indices=[7, 3])
+    assert chosen.indices == [7, 3] and chosen.labels == [int(truth[7]), int(truth[3])]
+    assert [c.shape[0] for c in chosen.candidates] == [2, 2]
+    with pytest.raises(ValueError, match=r"misclassifies videos \[0\]"):
+        attack_set(data, model, 1, indices=[3, 0])
+    with pytest.raises(ValueError, match="distinct"):
+        attack_set(data, model, 1, indices=[3, 3])
+    with pytest.raises(ValueError, match="out of range"):
+        attack_set(data, model, 1, indices=[len(truth)])
+
+
 def test_config_budget_holds_on_an_unlimited_oracle() -> None:
     model, x, label, pool, labels = toy_setup()
     oracle = Oracle(model)  # no budget of its own

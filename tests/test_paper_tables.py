@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from hba_lib import demo
+from hba_lib import demo, paths
 from hba_lib.attacks.common import TraceRow
 from hba_lib.experiments import paper_tables as pt
 
@@ -104,3 +105,21 @@ def test_paper_table6_sweeps_load():
         assert {a["query_budget"] for a in sweep.attacks.values()} == {budget}, f.name
         assert [pt.paper_row(m, sweep.dataset[0]["name"], sweep.goal[0])[0][:4] for m in
                 sweep.model] == ["C3D ", "LRCN"]  # fmt: skip
+
+
+def test_demo_leaves_out_notebook_09_unless_asked(tmp_path, monkeypatch):
+    pm = pytest.importorskip("papermill")
+    ran = []
+    monkeypatch.setattr(pm, "execute_notebook", lambda nb, out, **kw: ran.append(Path(nb).name))
+    monkeypatch.setenv(paths.FIGURES_DIR_ENV, str(tmp_path))  # run() sets it: restored after
+    sequence = [paths.NOTEBOOKS / "01_data.ipynb", paths.NOTEBOOKS / "09_real_model.ipynb"]
+    monkeypatch.setattr(demo, "notebook_sequence", lambda: sequence)
+    assert "09_real_model" in demo.NOT_IN_DEMO
+    demo.run(tmp_path / "out", figures=tmp_path)
+    assert ran == ["01_data.ipynb"]
+    ran.clear()
+    demo.run(tmp_path / "out", only=["09"], figures=tmp_path)
+    assert ran == ["09_real_model.ipynb"]
+    ran.clear()
+    demo.run(tmp_path / "out", figures=tmp_path, include_all=True)
+    assert ran == ["01_data.ipynb", "09_real_model.ipynb"]

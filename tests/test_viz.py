@@ -83,3 +83,19 @@ def test_frame_strip_title_above_frame_numbers():
 def test_as_frames_refuses_bad_shapes():
     with pytest.raises(ValueError, match="expected"):
         viz.as_frames(np.zeros((4, 4)))
+
+
+def test_real_clip_figures_label_what_the_model_said():
+    clips = [torch.rand(3, 4, 8, 8) for _ in range(5)]
+    fig = viz.clip_grid(clips, [f"clip {i}: a long class name, p 0.9" for i in range(5)], cols=3)
+    assert len(fig.axes) == 6 and "clip 4" in fig.axes[4].texts[0].get_text()
+    plt.close(fig)
+    with pytest.raises(ValueError, match="captions"):
+        viz.clip_grid(clips, ["one"])
+    x = torch.rand(3, 4, 8, 8)
+    fig = viz.adversarial_strip(x, (x + 0.01).clamp(0, 1), [0, 3], "yoga (0.49)", "contorting (0.30)",
+                                "t")  # fmt: skip
+    labels = [ax.get_ylabel() for ax in fig.axes[::2]]
+    assert labels[0].startswith("clean\nyoga") and labels[2].startswith("adversarial\ncontorting")
+    assert labels[1].startswith("perturbation")
+    plt.close(fig)

@@ -223,9 +223,13 @@ def attack_set(
     num_candidates: int = 10,
     targeted: bool = False,
     seed: int = 0,
+    indices: Sequence[int] | None = None,
 ) -> AttackSet:
     """Pick ``n`` videos of ``dataset`` that ``model`` classifies correctly (one per class first),
     with ``num_candidates`` candidate videos each from the rest of the data set.
+
+    ``indices``: attack these videos instead (in this order; ``n`` is then ignored), each
+    checked to be classified correctly, e.g. the clips a model is most sure of.
 
     The selection is the experimenter's, as in the paper (only correctly classified videos are
     attacked); it is not an attack query. Each attack still checks its clean video and queries
@@ -241,7 +245,22 @@ def attack_set(
     device = next(iter(model.parameters()), torch.empty(0)).device
     chosen: list[int] = []
     seen: set[int] = set()
-    for pass_ in range(2):  # first one video per class, then any
+    if indices is not None:
+        chosen = [int(i) for i in indices]
+        bad = [i for i in chosen if not 0 <= i < len(labels)]
+        if bad or len(set(chosen)) != len(chosen) or not chosen:
+            raise ValueError(
+                f"indices {list(indices)}: give distinct videos in [0, {len(labels)}) "
+                f"(out of range: {bad})"
+            )
+        batch = to_model_layout(np.asarray(dataset.videos[chosen])).to(device)
+        with torch.inference_mode():
+            pred = model(batch).argmax(1).cpu().numpy()
+        wrong = [i for i, p in zip(chosen, pred) if p != labels[i]]
+        if wrong:
+            raise ValueError(f"the model misclassifies videos {wrong} of indices: not attacked")
+        n = len(chosen)
+    for pass_ in range(2 if indices is None else 0):  # first one video per class, then any
         for start in range(0, len(order), 64):
             idx = [int(i) for i in order[start : start + 64] if int(i) not in chosen]
             if not idx or len(chosen) >= n:

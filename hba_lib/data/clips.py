@@ -43,6 +43,27 @@ def list_videos(root: str | os.PathLike, recursive: bool = False) -> list[Path]:
     return sorted(files, key=lambda p: str(p.relative_to(root)))
 
 
+CLIPS_HINT = (
+    "any folder of real action videos will do (.avi, .mp4, .mkv, .webm, .mov; e.g. a few UCF-101 "
+    "or Kinetics clips); the ones this project uses are public files from GitHub repositories, "
+    "listed with their sources and checksums in ../shared/real_data/action_clips/SOURCES.txt"
+)
+"""How to get real clips, for the messages of notebooks and tools that need them."""
+
+
+def missing_clips(root: str | os.PathLike) -> str | None:
+    """``None`` when ``root`` holds video files, else a message saying what is missing and how
+    to get it (:data:`CLIPS_HINT`)."""
+    root = Path(root)
+    if not root.is_dir():
+        return f"a folder of real clips: {root} does not exist; {CLIPS_HINT}"
+    if not list_videos(root):
+        return (
+            f"real clips: {root} holds no video file ({', '.join(VIDEO_EXTENSIONS)}); {CLIPS_HINT}"
+        )
+    return None
+
+
 class VideoClips(Dataset):
     """Real clips from a folder: items ``(float [C, T, H, W] in [0, 1], label)``, with
     ``classes``, ``videos`` (uint8 ``[N, T, H, W, C]``), ``labels``, ``names`` (paths relative

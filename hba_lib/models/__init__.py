@@ -44,6 +44,7 @@ __all__ = [
     "load_model_checkpoint",
     "save_model_checkpoint",
     "count_parameters",
+    "top_k",
 ]
 
 MODEL_NAMES = (
@@ -163,6 +164,26 @@ def _plain(obj: Any) -> Any:
 def count_parameters(model: nn.Module) -> int:
     """Number of parameters of ``model``."""
     return sum(p.numel() for p in model.parameters())
+
+
+def top_k(
+    model: nn.Module, videos: torch.Tensor, k: int = 5, batch_size: int = 8
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The ``k`` most probable classes of each video ``[N, C, T, H, W]`` (in [0, 1]) and their
+    softmax probabilities: ``(probs [N, k], classes [N, k])``, best first, without gradients.
+    A look by the experimenter, not an attack query (attacks ask through an ``Oracle``)."""
+    if not isinstance(videos, torch.Tensor) or videos.ndim != 5:
+        shape = tuple(videos.shape) if isinstance(videos, torch.Tensor) else type(videos).__name__
+        raise ValueError(f"expected videos [N, C, T, H, W], got {shape}")
+    device = next(iter(model.parameters()), torch.empty(0)).device
+    probs, classes = [], []
+    with torch.no_grad():
+        for start in range(0, len(videos), batch_size):
+            logits = model(videos[start : start + batch_size].to(device)).float()
+            p, c = torch.softmax(logits, dim=1).topk(min(k, logits.shape[1]), dim=1)
+            probs.append(p.cpu())
+            classes.append(c.cpu())
+    return torch.cat(probs), torch.cat(classes)
 
 
 def save_model_checkpoint(model: VideoClassifier, path: str | Path, **extra: Any) -> Path:

@@ -98,6 +98,24 @@ def locate_movinet(path: str | os.PathLike | None = None) -> Path:
     )
 
 
+def missing(path: str | os.PathLike | None = None) -> list[str]:
+    """What :func:`movinet_a0` still needs here, each item saying how to get it: the LiteRT
+    runtime, the model file, its label map (empty: ready). Nothing is loaded."""
+    from hba_lib.models.tflite import RUNTIME_HINT, runtime_available
+
+    needs = [] if runtime_available() else [f"the TFLite runtime: {RUNTIME_HINT}"]
+    try:
+        model_path = locate_movinet(path)
+    except ModelFileMissingError as exc:
+        return needs + [f"the model file: {exc}"]
+    if not (model_path.parent / LABELS_FILE).is_file():
+        needs.append(
+            f"the label map {LABELS_FILE} beside {model_path}: `python -m hba_lib.models.movinet` "
+            "fetches it with the model"
+        )
+    return needs
+
+
 def fetch_movinet(
     folder: str | os.PathLike | None = None,
     source: str = SOURCE,
