@@ -205,9 +205,10 @@ pd.DataFrame({
 #   initialisation) -> any optimizer on the mask; `make_attack` builds the paper's three
 #   configurations with their defaults.
 # - The heuristics trade initialisation queries for a much smaller search space: at equal
-#   budgets they reach a far smaller MAP, on fewer pixels (higher S).
+#   budgets they reach a far smaller MAP, on fewer pixels (higher S); in L2 the gap is smaller,
+#   and the peers can lead (the two pictures above, and `docs/peers.md`).
 # - The optimizer is a separate choice; Sign-OPT's one-query sign probes go further than
-#   Opt-attack's per-probe boundary searches for the same queries.
+#   Opt-attack's per-probe boundary searches for the same queries, in MAP and in L2.
 # - Compare attacks at equal queries, in MAP and in L2 (MAP rewards sparsity); MQ depends on
 #   the stopping rule.
 #
