@@ -431,27 +431,34 @@ class BoundaryAttack(QueryAttack):
     # -- the algorithm --------------------------------------------------------------------------
     def initialise(self, st: AttackState, goal: Goal, candidates: torch.Tensor):
         """Query the candidates; keep the direction with the smallest ``g`` (updates ``st``)."""
-        cfg = self.config
         candidates = candidates.to(st.x.device, st.x.dtype)
         ans = yield from self._ask(st, candidates, "init")
         for i in goal.is_adversarial(ans.labels).nonzero().flatten().tolist():
-            p = candidates[i] - st.x
-            if st.mask is not None:
-                p = p * st.mask
-            lam0 = float(torch.linalg.vector_norm(p))
-            if lam0 == 0.0:
-                continue
-            theta = p / lam0
-            known = st.mask is None
-            if goal.targeted:
-                search = targeted_initial_search(
-                    lam0, cfg.tol, self._cap(st), known, cfg.targeted_grow, cfg.grid_points
-                )
-            else:
-                search = untargeted_initial_search(lam0, st.g, cfg.tol, known)
-            g = yield from self._search_one(st, goal, theta, search, "init")
+            best = math.inf if goal.targeted else st.g  # the targeted search starts afresh
+            theta, g = yield from self.candidate_search(st, goal, candidates[i], best)
             if g < st.g:
                 st.theta, st.g = theta, g
+
+    def candidate_search(self, st: AttackState, goal: Goal, candidate: torch.Tensor,
+                         best: float = math.inf):  # fmt: skip
+        """``(theta, g)`` of one candidate's direction ``(candidate - x) * mask`` by Opt-attack's
+        initial search from ``||p||``, abandoned after one query at ``best`` when it cannot
+        beat it; ``(None, inf)`` when the candidate equals ``x`` on the mask."""
+        cfg = self.config
+        p = candidate - st.x
+        if st.mask is not None:
+            p = p * st.mask
+        lam0 = float(torch.linalg.vector_norm(p))
+        if lam0 == 0.0:
+            return None, math.inf
+        theta = p / lam0
+        known = st.mask is None  # unmasked, x + p is the (queried) candidate: adversarial
+        if goal.targeted:
+            search = targeted_initial_search(lam0, cfg.tol, self._cap(st), known,
+                                             cfg.targeted_grow, cfg.grid_points, best=best)  # fmt: skip
+        else:
+            search = untargeted_initial_search(lam0, best, cfg.tol, known)
+        return theta, (yield from self._search_one(st, goal, theta, search, "init"))
 
     def _free(self, st: AttackState) -> int:
         """Number of values the attack may change (the mask's support, or the whole video)."""

@@ -32,8 +32,6 @@ from hba_lib.heuristics.key_frames import ACCEPTANCE_RULES, TRIALS, Closest, sel
 from hba_lib.oracle.goals import Goal
 from hba_lib.oracle.queries import (
     QueryProcess,
-    targeted_initial_search,
-    untargeted_initial_search,
 )
 
 OPTIMIZERS = ("opt", "opt-authors", "opt-relative", "sign-opt")
@@ -144,26 +142,17 @@ class HeuristicAttack(QueryAttack):
         whether it can beat the best ``g`` so far (one query at that distance) and is
         abandoned if not, so the survivors are the candidates that set a new best in turn,
         the best of all among them. Without it, every candidate with a finite ``g``."""
-        cfg, cap = attack.config, attack._cap(st)
         starts, best, before = [], math.inf, st.queries
         for i in adversarial:
-            p = candidates[i] - st.x
-            if st.mask is not None:
-                p = p * st.mask
-            lam0 = float(torch.linalg.vector_norm(p))
-            if lam0 == 0.0:
-                continue
-            bound = best if self.heuristics.prune else math.inf
-            known = st.mask is None  # unmasked, x + p is the candidate: adversarial
-            if goal.targeted:
-                search = targeted_initial_search(lam0, cfg.tol, cap, known, cfg.targeted_grow,
-                                                 cfg.grid_points, best=bound)  # fmt: skip
-            else:
-                search = untargeted_initial_search(lam0, bound, cfg.tol, known)
             seen = Closest(st.x, goal)
-            if known:  # the candidate itself (queried above) is the point at lam0
+            if st.mask is None:  # the candidate itself (queried above) is the point at ||p||
                 seen.offer(candidates[i])
-            g = yield from seen.watch(attack._search_one(st, goal, p / lam0, search, "init"))
+            bound = best if self.heuristics.prune else math.inf
+            theta, g = yield from seen.watch(
+                attack.candidate_search(st, goal, candidates[i], bound)
+            )
+            if theta is None:
+                continue
             if math.isfinite(g) and (g < best or not self.heuristics.prune):
                 starts.append((i, g, seen.video))
             best = min(best, g)
