@@ -1,8 +1,11 @@
 """The paper's three configurations and Sign-OPT on each, beside ART's peers, at equal budgets,
 in MAP **and** L2.
 
-For each model: the same correctly classified synthetic test videos, one budget, untargeted,
-every query counted by one kind of oracle. The rows:
+For each model: the same correctly classified videos, one budget, untargeted, every query
+counted by one kind of oracle. The videos are the synthetic test set's for the default models
+(``--model c3d`` / ``lrcn``), and real clips for the real model (``--model movinet_a0``: the
+clips of ``--root`` it is most sure of, labelled with its own top-1, the other clips as
+candidate starts; see ``docs/models.md``). The rows:
 
 - ``opt`` / ``temporal`` / ``temporal+spatial`` with Opt-attack at the paper's constants, run to
   its stopping rule (``--mq-budget``, the paper's protocol for MQ); Algorithm 1 bounds the MAP
@@ -19,8 +22,8 @@ Prints
 
 1. the paper's metrics per hba row (FR, MQ with init / opt, MAP, MAP*, S, mean L2 and L-inf),
    and the MQ ratio ``temporal+spatial / opt`` (paper: 0.68-0.73 at FR 100 %);
-2. the median MAP (0-255) and the median L2 ([0, 1] units) reached within 2k, 5k and 10k
-   queries by every row, a video without an adversarial point by then counting as ``inf``;
+2. the median MAP (0-255) and the median L2 ([0, 1] units) reached within each
+   ``--checkpoints`` budget (2k, 5k and 10k queries by default) by every row, a video without an adversarial point by then counting as ``inf``;
 3. the goal: a hba configuration whose median MAP at the last budget is at most half the
    better peer's **and** whose median L2 is at most 0.8 times the better peer's, FR 100 %, no
    clean video returned as a success (the peers: ART Sign-OPT and ART HopSkipJump).
@@ -31,6 +34,8 @@ videos) are read back, not rerun (``--fresh`` ignores the file). Needs the ``pee
 the ART rows (``--peers ''`` skips them).
 
     .venv/bin/python benchmarks/heuristic_attack.py --model lrcn --videos 20 --budget 10000
+    .venv/bin/python benchmarks/heuristic_attack.py --model movinet_a0 --videos 6 --budget 2000 \
+        --mq-budget 2000 --checkpoints 500,1000,2000
 """
 
 from __future__ import annotations
@@ -48,7 +53,8 @@ import torch
 from hba_lib import metrics
 from hba_lib.attacks import attack_set, make_attack
 
-CHECKPOINTS = (2000, 5000, 10000)
+CHECKPOINTS = "2000,5000,10000"
+REAL_MODELS = ("movinet_a0",)
 ACCEPTANCE_LABELS = {"whole_video": "whole-video MAP", "adversarial_once_under_omega": "authors"}
 PEER_NAMES = {
     "signopt": "ART Sign-OPT (ART's random start)",
@@ -97,9 +103,41 @@ def row(name: str, video: int, res, budgets) -> dict:
     }  # fmt: skip
 
 
+def load_targets(args):
+    """The model, its data set and the attack set: synthetic test videos for the default models;
+    for a real model, the ``--videos`` clips of ``--root`` it is most sure of (labelled with its
+    own top-1), the other clips of other classes as candidate starts."""
+    if args.model not in REAL_MODELS:
+        from hba_lib.data.synthetic import SyntheticActions
+        from hba_lib.models import load_default_model
+
+        model = load_default_model(args.model, device=args.device)
+        data = SyntheticActions(split="test")
+        return model, data, attack_set(data, model, args.videos, args.candidates, seed=args.seed)
+    from hba_lib import paths
+    from hba_lib.data import get_dataset
+    from hba_lib.models import build_model, movinet
+
+    needs = movinet.missing()
+    if needs:
+        raise SystemExit("cannot run: missing\n" + "\n".join(f"- {n}" for n in needs))
+    model = build_model(args.model, workers=args.workers)
+    root = args.root or paths.REAL_DATA / "action_clips"
+    data = get_dataset("clips", root=root, model=model, size=args.size)
+    sure = [int(i) for i in np.argsort(-data.confidences, kind="stable")[: args.videos]]
+    return model, data, attack_set(data, model, len(sure), args.candidates, seed=args.seed,
+                                   indices=sure)  # fmt: skip
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    ap.add_argument("--model", default="c3d", choices=["c3d", "lrcn"])
+    ap.add_argument("--model", default="c3d", choices=["c3d", "lrcn", *REAL_MODELS])
+    ap.add_argument("--root", type=Path, help="folder of real clips (default: the shared ones)")
+    ap.add_argument("--size", type=int, default=112, help="frame size of the real clips")
+    ap.add_argument("--workers", type=int, default=2, help="interpreter pool of the real model")
+    ap.add_argument(
+        "--checkpoints", default=CHECKPOINTS, help="budgets the best MAP and L2 are read at"
+    )
     ap.add_argument("--videos", type=int, default=20)
     ap.add_argument("--budget", type=int, default=10000)
     ap.add_argument(
@@ -136,11 +174,10 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
 
     from hba_lib import paths
-    from hba_lib.data.synthetic import SyntheticActions
-    from hba_lib.models import load_default_model
     from hba_lib.oracle import Oracle
 
-    budgets = [b for b in CHECKPOINTS if b < args.budget] + [args.budget]
+    checkpoints = [int(b) for b in args.checkpoints.split(",") if b]
+    budgets = [b for b in checkpoints if b < args.budget] + [args.budget]
     out = (
         args.out
         or paths.RUNS
@@ -148,9 +185,7 @@ def main(argv: list[str] | None = None) -> int:
         / f"heuristic_{args.model}_{args.videos}v_{args.budget}q_seed{args.seed}.jsonl"
     )  # noqa: E501
     paths.ensure_dir(out.parent)
-    model = load_default_model(args.model, device=args.device)
-    data = SyntheticActions(split="test")
-    chosen = attack_set(data, model, args.videos, args.candidates, seed=args.seed)
+    model, data, chosen = load_targets(args)
     base = Oracle(model)
     records: list[dict] = []
     results_by: dict[str, list] = {}
@@ -247,11 +282,18 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def _k(b: int) -> str:
+    """A budget as a column head: 2k, 500, 1.5k."""
+    return f"{b // 1000}k" if b % 1000 == 0 else (f"{b / 1000:g}k" if b > 1000 else str(b))
+
+
 def report(args, results_by: dict, records: list[dict], budgets: list[int], seconds: float):
     """Print the three tables."""
     n = len(next(iter(results_by.values())))
-    print(f"\n{args.model} (default checkpoint), synthetic test set, {n} correctly classified "
-          f"videos (seed {args.seed}), {args.candidates} candidates, budget {args.budget} "
+    what = (f"{args.model} (default checkpoint), synthetic test set, {n} correctly classified "
+            "videos" if args.model not in REAL_MODELS else
+            f"{args.model}, {n} real clips it is most sure of (labels: its own top-1)")  # fmt: skip
+    print(f"\n{what} (seed {args.seed}), {args.candidates} candidates, budget {args.budget} "
           f"queries per video and attack, untargeted, torch threads {args.threads}, "
           f"{args.device}; total {seconds:.0f} s\n")  # fmt: skip
     print(
@@ -275,7 +317,7 @@ def report(args, results_by: dict, records: list[dict], budgets: list[int], seco
 
     print("\n## Median MAP (0-255) and median L2 ([0, 1] units) within a budget (a video not yet "
           "fooled counts as inf)\n")  # fmt: skip
-    heads = [f"MAP {b // 1000}k" for b in budgets] + [f"L2 {b // 1000}k" for b in budgets]
+    heads = [f"MAP {_k(b)}" for b in budgets] + [f"L2 {_k(b)}" for b in budgets]
     print("| attack | " + " | ".join(heads) + f" | FR % at {budgets[-1]:,} |")
     print("|---|" + "---:|" * (len(heads) + 1))
     med_map, med_l2, fr_at = {}, {}, {}
