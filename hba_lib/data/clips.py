@@ -25,9 +25,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
 
-from hba_lib.data.video import to_model_layout
+from hba_lib.data.video import FrameDataset, to_model_layout
 from hba_lib.data.video_io import NUM_FRAMES, SIZE, VideoDecodeError, read_snippet
 
 VIDEO_EXTENSIONS = (".avi", ".mp4", ".mkv", ".webm", ".mov")
@@ -64,7 +63,7 @@ def missing_clips(root: str | os.PathLike) -> str | None:
     return None
 
 
-class VideoClips(Dataset):
+class VideoClips(FrameDataset):
     """Real clips from a folder: items ``(float [C, T, H, W] in [0, 1], label)``, with
     ``classes``, ``videos`` (uint8 ``[N, T, H, W, C]``), ``labels``, ``names`` (paths relative
     to ``root``) and, with a model, ``predictions`` and ``confidences`` (module docstring)."""
@@ -177,19 +176,6 @@ class VideoClips(Dataset):
                 confs += p.cpu().tolist()
                 k = logits.shape[1]
         return preds, confs, k
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
-        x = to_model_layout(self.videos[i])
-        if self.transform is not None:
-            x = self.transform(x)
-        return x, int(self.labels[i])
-
-    @property
-    def num_classes(self) -> int:
-        return len(self.classes)
 
     def __repr__(self) -> str:
         return (

@@ -22,14 +22,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
 
 from hba_lib import paths
 from hba_lib.data.archives import extract, extract_nested_rars
 from hba_lib.data.download import HMDB51_FILES, UCF101_FILES, RemoteFile, download_all
 from hba_lib.data.snippet_cache import CacheReport, build_snippet_cache, load_snippet_cache
 from hba_lib.data.splits import Split, VideoItem, read_hmdb51_split, read_ucf101_split
-from hba_lib.data.video import to_model_layout
+from hba_lib.data.video import FrameDataset
 from hba_lib.data.video_io import NUM_FRAMES, SIZE, list_frame_files, read_snippet
 
 # Per-dataset means of the 3D-ResNets / authors' pipeline (0-255 pixels minus the mean, no std
@@ -164,7 +163,7 @@ def build_cache(
     )
 
 
-class SnippetDataset(Dataset):
+class SnippetDataset(FrameDataset):
     """A cached real data set: items ``(float [C, T, H, W] in [0, 1], label)``."""
 
     NAME = ""
@@ -209,19 +208,6 @@ class SnippetDataset(Dataset):
                 f"videos could not be decoded and are excluded; see {self.cache_dir / 'report.txt'}",
                 stacklevel=2,
             )
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
-        x = to_model_layout(np.array(self.videos[i]))
-        if self.transform is not None:
-            x = self.transform(x)
-        return x, int(self.labels[i])
-
-    @property
-    def num_classes(self) -> int:
-        return len(self.classes)
 
     def __repr__(self) -> str:
         return (
@@ -269,7 +255,7 @@ class _LazySnippets:
         return read_snippet(self.folders[int(i)], self.num_frames, self.size)[0]
 
 
-class JpgFolderDataset(Dataset):
+class JpgFolderDataset(FrameDataset):
     """Frames already extracted in the 3D-ResNets-PyTorch layout: ``root/<label>/<video>/*.jpg``.
 
     ``image_%05d.jpg`` (with an ``n_frames`` file, which is not trusted: the images really
@@ -314,15 +300,6 @@ class JpgFolderDataset(Dataset):
         self.labels = np.asarray([it.label for it in items], dtype=np.int64)
         self.videos = _LazySnippets(folders, num_frames, size)
         self.transform = transform
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
-        x = to_model_layout(self.videos[i])
-        if self.transform is not None:
-            x = self.transform(x)
-        return x, int(self.labels[i])
 
 
 def _fake_clip(label: int, n_frames: int, seed: int, hw: tuple[int, int]) -> np.ndarray:

@@ -18,11 +18,9 @@ from dataclasses import asdict, dataclass
 
 import cv2
 import numpy as np
-import torch
-from torch.utils.data import Dataset
 
 from hba_lib import paths
-from hba_lib.data.video import NUM_FRAMES, to_model_layout
+from hba_lib.data.video import NUM_FRAMES, FrameDataset
 
 CLASSES: tuple[str, ...] = (
     "move_right",
@@ -251,7 +249,7 @@ def load_split(config: SyntheticConfig, cache: bool = True) -> tuple[np.ndarray,
     return videos, labels
 
 
-class SyntheticActions(Dataset):
+class SyntheticActions(FrameDataset):
     """Synthetic action clips as a torch Dataset: items ``(float [C, T, H, W] in [0, 1], label)``."""
 
     classes: tuple[str, ...] = CLASSES
@@ -268,16 +266,6 @@ class SyntheticActions(Dataset):
     ) -> None:
         self.config = SyntheticConfig(split, size, n_per_class, seed, num_frames, noise)
         self.videos, self.labels = load_split(self.config, cache=cache)
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
-        return to_model_layout(self.videos[i]), int(self.labels[i])
-
-    @property
-    def num_classes(self) -> int:
-        return len(self.classes)
 
     def __repr__(self) -> str:
         c = self.config

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from torch.utils.data import Dataset
 
 NUM_FRAMES = 16
 
@@ -45,3 +46,31 @@ def check_video(video: torch.Tensor, *, batched: bool = False) -> None:
         )
     if not video.is_floating_point():
         raise TypeError(f"expected a floating-point video in [0, 1], got dtype {video.dtype}")
+
+
+class FrameDataset(Dataset):
+    """Stored uint8 clips as a torch Dataset: items ``(float [C, T, H, W] in [0, 1], label)``.
+
+    The shared part of every data set here (synthetic, UCF-101 / HMDB-51 snippets, frame
+    folders, a folder of clips): a subclass sets ``videos`` (uint8 ``[N, T, H, W, C]``, any
+    indexable: an array, a memory map, a lazy decoder), ``labels``, ``classes`` and, if it
+    likes, ``transform`` (applied to each item)."""
+
+    videos: np.ndarray
+    labels: np.ndarray
+    classes: list[str] | tuple[str, ...]
+    transform = None
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        # a copy: a read-only memory map must not reach torch as a writable tensor
+        x = to_model_layout(np.array(self.videos[i]))
+        if self.transform is not None:
+            x = self.transform(x)
+        return x, int(self.labels[i])
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
