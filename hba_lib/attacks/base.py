@@ -37,6 +37,7 @@ from hba_lib.attacks.common import (
     validate_video,
 )
 from hba_lib.oracle import Answer, BudgetExhausted, NonFiniteOutputError, Oracle, distances
+from hba_lib.oracle.closest import Closest
 from hba_lib.oracle.goals import Goal, make_goal
 from hba_lib.oracle.queries import (
     QueryProcess,
@@ -156,8 +157,7 @@ class AttackState:
     def __init__(self, x: torch.Tensor, mask: torch.Tensor | None) -> None:
         self.x = x
         self.goal: Goal | None = None
-        self.best: torch.Tensor | None = None
-        self.best_distance = math.inf
+        self.closest = Closest(x)
         self.error = ""
         self.mask = mask
         self.theta: torch.Tensor | None = None
@@ -177,13 +177,20 @@ class AttackState:
     @mask.setter
     def mask(self, mask: torch.Tensor | None) -> None:
         self._mask = mask
-        self._outside = None if mask is None else mask.expand_as(self.x) == 0
-        if self.best is not None and not self.inside(self.best):
-            self.best, self.best_distance = None, math.inf
+        self.closest.restrict(mask)
+
+    @property
+    def best(self) -> torch.Tensor | None:
+        """The closest adversarial video seen inside the mask (``None``: none yet)."""
+        return self.closest.video
+
+    @property
+    def best_distance(self) -> float:
+        return self.closest.distance
 
     def inside(self, video: torch.Tensor) -> bool:
         """Whether ``video`` changes no pixel of ``x`` outside the mask."""
-        return self._outside is None or not bool((video != self.x)[self._outside].any())
+        return self.closest.inside(video)
 
     def see(self, pts: torch.Tensor, labels: torch.Tensor) -> None:
         """Keep the closest of the queried ``pts`` answered adversarial (work only for those)."""
@@ -196,13 +203,7 @@ class AttackState:
     def keep(self, videos: torch.Tensor) -> None:
         """Keep the closest of ``videos [n, C, T, H, W]``, each one the oracle evaluated (bit
         for bit) and answered adversarial, if it beats ``best`` and stays inside the mask."""
-        d = torch.linalg.vector_norm((videos - self.x).flatten(1), dim=1)
-        if self._outside is not None:  # a candidate video changes pixels outside the mask
-            moved = (videos != self.x)[:, self._outside].any(1)
-            d = torch.where(moved, torch.full_like(d, math.inf), d)
-        k = int(torch.argmin(d))
-        if float(d[k]) < self.best_distance:
-            self.best_distance, self.best = float(d[k]), videos[k].clone()
+        self.closest.offer(videos)
 
     def record(self) -> None:
         if self.theta is None or not math.isfinite(self.g):

@@ -28,7 +28,8 @@ import torch
 from hba_lib.attacks.base import AttackConfig, AttackState, BoundaryAttack, QueryAttack
 from hba_lib.attacks.opt_attack import OPT_PRESETS, OptAttack, OptAttackConfig
 from hba_lib.attacks.sign_opt import SignOPT
-from hba_lib.heuristics.key_frames import ACCEPTANCE_RULES, TRIALS, Closest, select_key_frames
+from hba_lib.heuristics.key_frames import ACCEPTANCE_RULES, TRIALS, select_key_frames
+from hba_lib.oracle.closest import Closest
 from hba_lib.oracle.goals import Goal
 from hba_lib.oracle.queries import (
     QueryProcess,
@@ -144,12 +145,12 @@ class HeuristicAttack(QueryAttack):
         the best of all among them. Without it, every candidate with a finite ``g``."""
         starts, best, before = [], math.inf, st.queries
         for i in adversarial:
-            seen = Closest(st.x, goal)
+            seen = Closest(st.x)
             if st.mask is None:  # the candidate itself (queried above) is the point at ||p||
-                seen.offer(candidates[i])
+                seen.offer(candidates[i].unsqueeze(0))
             bound = best if self.heuristics.prune else math.inf
             theta, g = yield from seen.watch(
-                attack.candidate_search(st, goal, candidates[i], bound)
+                attack.candidate_search(st, goal, candidates[i], bound), goal
             )
             if theta is None:
                 continue

@@ -34,6 +34,7 @@ import torch
 from hba_lib.attacks.common import AttackResult, TraceRow, validate_candidates, validate_video
 from hba_lib.attacks.opt_attack import OptAttack, OptAttackConfig
 from hba_lib.oracle import BudgetExhausted, Oracle, distances
+from hba_lib.oracle.closest import Closest
 from hba_lib.oracle.goals import make_goal
 
 
@@ -54,7 +55,7 @@ class HardLabelEstimator:
     """Builds an ART classifier that answers one-hot top-1 labels through ``oracle``.
 
     It also remembers the closest (L2 to ``x``) video it saw answered adversarial for ``goal``
-    (``best``: the float32 tensor the oracle evaluated), the result returned. Every ART query
+    (``closest``: the float32 tensor the oracle evaluated), the result returned. Every ART query
     is phase ``optimisation`` and keeps one query in reserve for the final check.
     """
 
@@ -63,8 +64,7 @@ class HardLabelEstimator:
 
         self.oracle, self.goal, self.nb_classes = oracle, goal, nb_classes
         self.x = x.detach().cpu().float()
-        self.best: torch.Tensor | None = None
-        self.best_distance = math.inf
+        self.closest = Closest(self.x)
         self.exhausted = False
         self.trace: list[TraceRow] = []  # (oracle.used, distance, MAP) at each new closest
         self.classifier = BlackBoxClassifier(
@@ -82,17 +82,12 @@ class HardLabelEstimator:
         return np.eye(self.nb_classes, dtype=np.float32)[ans.labels.numpy()]
 
     def keep(self, videos: torch.Tensor) -> None:
-        """Keep the closest of ``videos [n, ...]`` (each evaluated and answered adversarial)."""
-        if videos.shape[0] == 0:
-            return
-        d = torch.linalg.vector_norm((videos - self.x).flatten(1), dim=1)
-        k = int(torch.argmin(d))
-        if float(d[k]) < self.best_distance:
-            self.best_distance, self.best = float(d[k]), videos[k].clone()
-            self.trace.append(TraceRow(
-                self.oracle.used, self.best_distance,
-                distances.mean_absolute_perturbation(self.x, self.best), self.best_distance,
-            ))  # fmt: skip
+        """Keep the closest of ``videos [n, ...]`` (each evaluated and answered adversarial),
+        and trace each new closest."""
+        if self.closest.offer(videos):
+            d = self.closest.distance
+            mean_abs = distances.mean_absolute_perturbation(self.x, self.closest.video)
+            self.trace.append(TraceRow(self.oracle.used, d, mean_abs, d))
 
 
 def _finish(
@@ -169,10 +164,12 @@ def sign_opt_untargeted(
         info["art_output_distance"] = _art_output(x, out, info)
     except _Stop:
         stop = "budget_exhausted"
-    info.update({"closest_adversarial_seen": est.best_distance, "art_kwargs": kw})
-    if est.best is not None and est.best_distance > 20:
+    info.update({"closest_adversarial_seen": est.closest.distance, "art_kwargs": kw})
+    if est.closest.video is not None and est.closest.distance > 20:
         info["beyond_local_search_cap_20"] = True  # its line search could not have moved
-    return _finish("Sign-OPT", oracle, x, goal, est.best, stop, t0, info, start, trace=est.trace)
+    return _finish(
+        "Sign-OPT", oracle, x, goal, est.closest.video, stop, t0, info, start, trace=est.trace
+    )
 
 
 def _art_output(x: torch.Tensor, out: np.ndarray, info: dict[str, Any]) -> float:
@@ -230,5 +227,5 @@ def hop_skip_jump(
         stop = "budget_exhausted"
     info.update({"start_distance": init.distance, "start_queries": init.queries, "art_kwargs": kw})
     first = [r._replace(queries=start + r.queries) for r in init.trace]
-    return _finish("HopSkipJump", oracle, x, goal, est.best, stop, t0, info, start, mask,
+    return _finish("HopSkipJump", oracle, x, goal, est.closest.video, stop, t0, info, start, mask,
                    trace=first + est.trace[1:])  # fmt: skip

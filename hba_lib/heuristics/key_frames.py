@@ -52,6 +52,7 @@ from typing import Any
 import torch
 
 from hba_lib.oracle import Answer, distances
+from hba_lib.oracle.closest import Closest
 from hba_lib.oracle.queries import (
     Request,
     normalize,
@@ -125,45 +126,6 @@ def counted(process: Generator[Request, Answer, Any], tally: list[int]):
             request = process.send(answer)
     except StopIteration as stop:
         return stop.value
-
-
-class Closest:
-    """The closest (L2 to ``x``) video a query process asked about that ``goal`` accepted, as
-    the oracle evaluated it (clipped to [0, 1]), bit for bit; ``None`` until there is one."""
-
-    def __init__(self, x: torch.Tensor, goal: Any) -> None:
-        self.x, self.goal = x, goal
-        self.video: torch.Tensor | None = None
-        self.distance = math.inf
-
-    def offer(self, video: torch.Tensor | None, mask: torch.Tensor | None = None) -> None:
-        """Keep ``video`` (known adversarial) if closer; with ``mask``, only if it changes no
-        pixel outside it."""
-        if video is None or (mask is not None and not inside(self.x, video, mask)):
-            return
-        d = float(torch.linalg.vector_norm(video - self.x))
-        if d < self.distance:
-            self.video, self.distance = video, d
-
-    def watch(self, process: Generator[Request, Answer, Any]):
-        """Run ``process``, offering every query it makes that the goal accepts (an exception
-        thrown in, e.g. the budget's, goes on to ``process``)."""
-        try:
-            request = next(process)
-            while True:
-                try:
-                    answer = yield request
-                except GeneratorExit:
-                    raise
-                except BaseException as exc:  # noqa: B036 - handed on, as ``yield from`` does
-                    request = process.throw(exc)
-                    continue
-                adv = self.goal.is_adversarial(answer.labels).nonzero().flatten().tolist()
-                for i in adv:
-                    self.offer(request.points[i].clamp(0.0, 1.0))
-                request = process.send(answer)
-        except StopIteration as stop:
-            return stop.value
 
 
 def inside(x: torch.Tensor, video: torch.Tensor, mask: torch.Tensor) -> bool:
@@ -305,16 +267,17 @@ def select_key_frames(
     cap = math.sqrt(x.numel()) if cap is None else cap
     p = (x_hat - x) * m
     spent = [0]
-    kept = Closest(x, goal)  # the closest adversarial query inside the current mask m
-    kept.offer(initial_x_adv, m)
-    importance, order = yield from counted(kept.watch(frame_importance(x, p, goal)), spent)
+    kept = Closest(x, m)  # the closest adversarial query inside the current mask m
+    if initial_x_adv is not None:
+        kept.offer(initial_x_adv.unsqueeze(0))
+    importance, order = yield from counted(kept.watch(frame_importance(x, p, goal), goal), spent)
 
     lam0 = float(torch.linalg.vector_norm(p))
     theta = p / max(lam0, 1e-30)
     g = math.inf if initial_g is None else float(initial_g)
     if initial_g is None and lam0 > 0:  # unmasked, the candidate itself is x + p: adversarial
         g = yield from counted(kept.watch(boundary_search(
-            x, theta, lam0, goal, tol, cap, mask is None, grow, grid_points)), spent)  # fmt: skip
+            x, theta, lam0, goal, tol, cap, mask is None, grow, grid_points), goal), spent)  # fmt: skip
     cur_map = key_frame_map(x, theta, g, m, acceptance)
     out = KeyFrameSearch(m, theta if math.isfinite(g) else None, g, cur_map, importance, order,
                          initial_g=g, initial_map=cur_map)  # fmt: skip
@@ -330,19 +293,22 @@ def select_key_frames(
         if not bool(p_new.any()):
             continue
         before = spent[0]
-        tried = Closest(x, goal)  # its queries all lie inside m_new (inside m)
+        tried = Closest(x)  # its queries all lie inside m_new (inside m)
         theta_new, g_new = yield from counted(
-            tried.watch(deletion_trial(x, p_new, goal, tol, cap, trial, grow, grid_points)), spent
+            tried.watch(deletion_trial(x, p_new, goal, tol, cap, trial, grow, grid_points), goal),
+            spent,
         )
         new_map = key_frame_map(x, theta_new, g_new, m_new, acceptance)
         accept = accept_deletion(acceptance, omega, cur_map, new_map)
         if accept:
             m, p, theta, g, cur_map = m_new, p_new, theta_new, g_new, new_map
             frames_left -= 1
-            tried.offer(kept.video, m)  # what was kept before, if it leaves frame t alone
+            tried.restrict(m)  # what was kept before counts if it leaves frame t alone
+            if kept.video is not None:
+                tried.offer(kept.video.unsqueeze(0))
             kept = tried
-        else:
-            kept.offer(tried.video)
+        elif tried.video is not None:
+            kept.offer(tried.video.unsqueeze(0))
         out.trials.append(Trial(t, g_new, new_map, accept, frames_left, spent[0] - before))
         out.queries = spent[0]
     out.mask, out.theta, out.g, out.map = m, normalize(theta), g, cur_map

@@ -5,6 +5,7 @@ processes (the searches for ``g(theta)``) and the distances of a perturbation.
 - :mod:`hba_lib.oracle.goals`: untargeted / targeted success.
 - :mod:`hba_lib.oracle.queries`: query processes and Opt-attack's boundary searches.
 - :mod:`hba_lib.oracle.distances`: MAP, MAP*, L2, L-inf, sparsity S.
+- :mod:`hba_lib.oracle.closest`: the closest adversarial video seen, what a cut attack returns.
 
 ``from hba_lib.oracle import Oracle`` keeps working as before the move.
 """
