@@ -10,7 +10,7 @@ setup: $(STAMP)
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --disable-pip-version-check -e '.[dev,peers,ray,real]'
+	$(PY) -m pip install -q --disable-pip-version-check -e '.[dev,peers,ray,real,serve]'
 	touch $(STAMP)
 
 demo: $(STAMP)

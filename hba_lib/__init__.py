@@ -8,15 +8,17 @@ upward import or a circle, naming it):
 2. ``data/``: synthetic clips, real UCF-101 / HMDB-51 (download, archives, splits, decoding,
    16-frame snippet caches); ``hba_lib.data.get_dataset`` is the one entry.
 3. ``models/``: the targets (3D-ResNeXt-101 "C3D", LRCN, small variants) and their training.
-4. ``oracle/``: the black box: the counting oracle, goals, query processes and the boundary
-   searches, the distances of a perturbation (MAP, MAP*, L2, L-inf, S).
-5. ``heuristics/``: saliency (phi) and key frames (Algorithm 1, omega).
-6. ``attacks/``: what every attack shares (``base``, ``common``), Opt-attack, Sign-OPT,
+4. ``oracle/``: the black box: the counting oracle (and ``remote``: the oracle of a served
+   model), goals, query processes and the boundary searches, the distances of a perturbation
+   (MAP, MAP*, L2, L-inf, S).
+5. ``serve/``: the model served over HTTP (``python -m hba_lib.serve``): key, budget, audit log.
+6. ``heuristics/``: saliency (phi) and key frames (Algorithm 1, omega).
+7. ``attacks/``: what every attack shares (``base``, ``common``), Opt-attack, Sign-OPT,
    Algorithm 2 (``heuristic``), the ART peers.
-7. ``metrics``: FR, MQ, results tables, traces and success curves over many results.
-8. ``experiments/``: resumable sweeps (local, Ray), their store, the paper's tables as data.
-9. ``viz``: every figure the notebooks show.
-10. ``exercises/``, ``demo``: the notebooks' exercises and the default run (``make demo``).
+8. ``metrics``: FR, MQ, results tables, traces and success curves over many results.
+9. ``experiments/``: resumable sweeps (local, Ray), their store, the paper's tables as data.
+10. ``viz``: every figure the notebooks show.
+11. ``exercises/``, ``demo``: the notebooks' exercises and the default run (``make demo``).
 
 Data flows as in the paper: clean video -> oracle (counts every query) -> initial direction ->
 masks (saliency, key frames) -> Opt-attack / Sign-OPT updates -> adversarial video -> metrics
@@ -30,6 +32,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("data", ("hba_lib.data",)),
     ("models", ("hba_lib.models",)),
     ("oracle", ("hba_lib.oracle",)),
+    ("serve", ("hba_lib.serve",)),
     ("heuristics", ("hba_lib.heuristics",)),
     ("attacks", ("hba_lib.attacks",)),
     ("metrics", ("hba_lib.metrics",)),

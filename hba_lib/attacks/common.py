@@ -9,7 +9,9 @@ An attack is written as a *query process*: a Python generator that yields a
   pending requests with one forward pass per step, each counted on its own video's oracle.
 
 When an oracle refuses a request for lack of budget, the driver throws
-:class:`~hba_lib.oracle.BudgetExhausted` into the process, which ends with its best result so far.
+:class:`~hba_lib.oracle.BudgetExhausted` into the process, which ends with its best result so far;
+an oracle that stopped answering (:class:`~hba_lib.oracle.OracleUnavailable`, a subclass: a
+served model went away) is thrown in the same way.
 When the model answers one video's request with NaN/Inf, :func:`drive` raises the
 :class:`~hba_lib.oracle.NonFiniteOutputError` to its caller; :func:`drive_many` throws it into
 that video's process only, which ends with its best result so far and ``stop_reason ==
@@ -106,10 +108,13 @@ class TraceRow(NamedTuple):
 class AttackResult:
     """The outcome of one attack on one video.
 
-    ``success`` comes from the final check query on ``x_adv``. ``stop_reason``: ``converged``
-    (the stopping rule), ``max_iter``, ``budget_exhausted``, ``no_initial_direction``,
-    ``nonfinite_output`` (the model answered NaN/Inf; ``info["error"]`` names the query) or
-    ``clean_misclassified`` (the clean video was not attacked: ``attacked`` is False).
+    ``success`` comes from the final check query on ``x_adv`` (when the oracle went away before
+    it, from the answer that made ``x_adv`` the closest adversarial video: ``info`` says
+    ``success_from_earlier_answer``). ``stop_reason``: ``converged`` (the stopping rule),
+    ``max_iter``, ``budget_exhausted``, ``oracle_unavailable`` (a served model stopped
+    answering; ``info["error"]`` says why), ``no_initial_direction``, ``nonfinite_output`` (the
+    model answered NaN/Inf; ``info["error"]`` names the query) or ``clean_misclassified`` (the
+    clean video was not attacked: ``attacked`` is False).
     Whatever stopped it, ``x_adv`` is the closest adversarial video the attack had queried, bit
     for bit the tensor the oracle evaluated (the clean video when it saw none).
     """

@@ -23,10 +23,9 @@ from hba_lib.experiments.sweep import (
     canonical_json,
     job_inputs,
     job_key,
+    job_oracle,
     load_dataset,
-    load_model,
 )
-from hba_lib.oracle import Oracle
 
 
 def _base_record(job: Job, key: str) -> dict[str, Any]:
@@ -74,13 +73,13 @@ def failed_record(job: Job, key: str, exc: BaseException, wall_time: float) -> d
 def _run_together(jobs: Sequence[Job], device: str, keep_adversarial: bool) -> list[dict]:
     """Jobs sharing (model, data set, attack config, seed, goal) through one ``run_many``."""
     first = jobs[0]
-    model = load_model(first.model, first.model_kwargs, device)
+    oracle = job_oracle(first.model, first.model_kwargs, device)
     dataset = load_dataset(first.dataset, first.split, first.dataset_kwargs)
     inputs = [job_inputs(j, dataset) for j in jobs]
     attack = build_attack(first)
     t0 = time.perf_counter()
     results = attack.run_many(
-        Oracle(model),
+        oracle,
         torch.stack([i.x for i in inputs]),
         [i.label for i in inputs],
         targets=[i.target for i in inputs],

@@ -6,7 +6,9 @@ A sweep is written in YAML (``python -m hba_lib.experiments run --sweep sweep.ya
     model: c3d                       # or a list. "c3d" / "lrcn": the committed default
                                      # checkpoints; "path/to/model.pt": a checkpoint saved by
                                      # hba_lib.models.save_model_checkpoint; "pkg.module:function":
-                                     # a factory returning an nn.Module (called with model_kwargs)
+                                     # a factory returning an nn.Module (called with model_kwargs);
+                                     # "http://host:port": a served model (python -m hba_lib.serve,
+                                     # key from $HBA_SERVE_KEY; list the videos; local backend)
     model_kwargs: {}                 # optional, only for a factory
     dataset:                         # or a list of these
       name: synthetic                # hba_lib.data.get_dataset(name, split, **rest)
@@ -43,6 +45,8 @@ from typing import Any
 
 import numpy as np
 import torch
+
+from hba_lib.oracle import Oracle
 
 GOALS = ("untargeted", "targeted")
 
@@ -252,6 +256,25 @@ def load_dataset(name: str, split: str, kwargs: dict[str, Any] | None = None) ->
     return _DATASETS[key]
 
 
+def is_served(spec: str) -> bool:
+    """Whether a model spec names a served model (an ``http://`` or ``https://`` URL)."""
+    return spec.startswith(("http://", "https://"))
+
+
+def job_oracle(
+    spec: str, kwargs: dict[str, Any] | None = None, device: str | torch.device = "cpu"
+) -> Oracle:
+    """The oracle a job's attack queries: for a served model a
+    :class:`~hba_lib.oracle.remote.RemoteOracle` (the key from ``$HBA_SERVE_KEY``, never
+    written in a sweep or its store; one client at a time per served budget, so the local
+    backend), else an :class:`~hba_lib.oracle.Oracle` on :func:`load_model`."""
+    if is_served(spec):
+        from hba_lib.oracle.remote import RemoteOracle
+
+        return RemoteOracle(spec)
+    return Oracle(load_model(spec, kwargs, device))
+
+
 def select_videos(
     model: str,
     model_kwargs: dict[str, Any],
@@ -264,6 +287,11 @@ def select_videos(
     """Indices of ``n`` videos the model classifies correctly, picked as ``attack_set`` does."""
     from hba_lib.attacks import attack_set
 
+    if is_served(model):
+        raise ValueError(
+            f"list the videos to attack on the served model {model} (videos: [i, j, ...]): "
+            "picking the ones it classifies correctly needs the model itself"
+        )
     net = load_model(model, model_kwargs)
     ds = load_dataset(dataset, split, dataset_kwargs)
     return attack_set(ds, net, n, num_candidates=0, seed=seed).indices

@@ -159,6 +159,12 @@ def frame_importance(
     keep[torch.arange(num_frames), 0, torch.arange(num_frames)] = 0  # M_t: all but frame t
     ans = yield Request((x + p * keep).clamp_(0.0, 1.0), "init")
     adv = goal.is_adversarial(ans.labels)
+    if bool(ans.probs[adv].isnan().any()):
+        raise ValueError(
+            "the key-frame search (Algorithm 1) ranks frames by the top-1 probability, and this "
+            "oracle answers labels only (a model server started with --labels-only): serve "
+            "the probability, or attack without key frames"
+        )
     probs = [float(pr) if bool(a) else -math.inf for pr, a in zip(ans.probs, adv)]
     order = sorted((t for t in range(num_frames) if probs[t] > -math.inf),
                    key=lambda t: (-probs[t], t))  # fmt: skip

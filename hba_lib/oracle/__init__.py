@@ -6,6 +6,8 @@ processes (the searches for ``g(theta)``) and the distances of a perturbation.
 - :mod:`hba_lib.oracle.queries`: query processes and Opt-attack's boundary searches.
 - :mod:`hba_lib.oracle.distances`: MAP, MAP*, L2, L-inf, sparsity S.
 - :mod:`hba_lib.oracle.closest`: the closest adversarial video seen, what a cut attack returns.
+- :mod:`hba_lib.oracle.remote`: :class:`~hba_lib.oracle.remote.RemoteOracle`, the oracle of a
+  model served over HTTP by ``python -m hba_lib.serve`` (imported on use, not here).
 
 ``from hba_lib.oracle import Oracle`` keeps working as before the move.
 """
@@ -18,6 +20,7 @@ from hba_lib.oracle.core import (
     BudgetExhausted,
     NonFiniteOutputError,
     Oracle,
+    OracleUnavailable,
     cudnn_benchmark,
     query_jointly,
 )
@@ -29,6 +32,7 @@ __all__ = [
     "NUM_FRAMES",
     "NonFiniteOutputError",
     "Oracle",
+    "OracleUnavailable",
     "PHASES",
     "cudnn_benchmark",
     "query_jointly",

@@ -16,7 +16,8 @@ oracle escapes its budget; inputs of the wrong dtype, layout or frame count are 
 anything is counted. It is *not* a security boundary: code running in the same Python process
 can always reach the model through deliberate introspection (closure cells, ``gc``,
 ``object.__setattr__`` on the private slots). For an adversarial attacker, serve the model
-from another process or machine and count there.
+from another process or machine and count there: ``python -m hba_lib.serve`` does, and
+:class:`hba_lib.oracle.remote.RemoteOracle` is this oracle over HTTP (``docs/serve.md``).
 """
 
 from __future__ import annotations
@@ -63,6 +64,16 @@ class Answer(NamedTuple):
 
 class BudgetExhausted(RuntimeError):
     """Raised (before anything is evaluated) when a request would go past the query budget."""
+
+
+class OracleUnavailable(BudgetExhausted):
+    """The oracle can answer no more queries for another reason than its budget: a served model
+    that stopped answering (:class:`hba_lib.oracle.remote.ServerUnavailable`).
+
+    A subclass of :class:`BudgetExhausted` on purpose: for an attack both mean "no more answers",
+    so every attack and driver ends as it does at the budget, keeping its best result so far
+    (the attacks name it: ``stop_reason == "oracle_unavailable"``).
+    """
 
 
 class NonFiniteOutputError(FloatingPointError):
@@ -270,12 +281,24 @@ class Oracle:
     ) -> Answer:
         """Answer a batch ``[B, C, T, H, W]`` (or one video ``[C, T, H, W]``); counts B queries
         (also when the model then answers NaN: it has seen them)."""
+        return self._query(videos, phase, reserve, strict=True)
+
+    def answer_all(
+        self, videos: torch.Tensor, phase: str = "optimisation", reserve: int = 0
+    ) -> tuple[Answer, torch.Tensor]:
+        """Like calling the oracle, but a NaN/Inf answer does not raise: every video is answered
+        and ``bad`` (bool ``[B]``) marks those whose logits were not finite (their labels mean
+        nothing). For code that answers on another's behalf and passes faults on instead of
+        stopping at the first: the model server of ``hba_lib.serve``."""
+        return self._query(videos, phase, reserve, strict=False)
+
+    def _query(self, videos: torch.Tensor, phase: str, reserve: int, strict: bool):
         batch = _as_batch(videos, self._frames)
         n = batch.shape[0]
         self._admit(n, phase, reserve)
         first = self.used
         self._charge(n, phase)
-        return self._evaluate(batch.clamp(0.0, 1.0), first, phase)
+        return self._evaluate(batch.clamp(0.0, 1.0), first, phase, strict=strict)
 
 
 def _as_batch(videos: torch.Tensor, num_frames: int | None = None) -> torch.Tensor:
@@ -311,7 +334,11 @@ def query_jointly(
     :class:`BudgetExhausted` instead of an answer, and nothing is evaluated for it. A request
     whose videos the model answered with NaN/Inf: its :class:`NonFiniteOutputError` naming the
     query is raised, or with ``isolate_faults`` returned in its place while the other requests
-    get their answers. Every admitted video stays counted either way: the model saw it.
+    get their answers. Every admitted video stays counted either way: the model saw it. When
+    the evaluation itself raises :class:`BudgetExhausted` (a served model's server refused it,
+    or :class:`OracleUnavailable`: the server went away), every admitted request gets that
+    exception in place of its answer, so each attack ends with its best result; its videos stay
+    counted here (a server may have seen them before it went away).
     """
     out: list[Answer | BudgetExhausted | NonFiniteOutputError | None] = [None] * len(requests)
     batches, admitted, firsts = [], [], []
@@ -330,9 +357,14 @@ def query_jointly(
         admitted.append(i)
     if admitted:
         sizes = [b.shape[0] for b in batches]
-        answer, bad = requests[0][0]._evaluate(
-            torch.cat(batches).clamp_(0.0, 1.0), 0, "joint", strict=False
-        )
+        try:
+            answer, bad = requests[0][0]._evaluate(
+                torch.cat(batches).clamp_(0.0, 1.0), 0, "joint", strict=False
+            )
+        except BudgetExhausted as exc:
+            for i in admitted:
+                out[i] = exc
+            return out  # type: ignore[return-value]
         offset = 0
         for i, size, first in zip(admitted, sizes, firsts):
             phase = requests[i][2]
