@@ -234,11 +234,11 @@ def main(argv: list[str] | None = None) -> int:
         keep(name, res)
 
     # the paper's protocol: Opt-attack with the paper's constants, to its stopping rule
-    for config in args.configs.split(","):
+    for config in [c for c in args.configs.split(",") if c]:  # '' for none (peers only)
         measure(config, "opt", args.mq_budget)
     # the other optimizers, at the equal budget
     for opt_name in [o for o in args.optimizers.split(",") if o and o != "opt"]:
-        for config in (args.optimizer_configs or args.configs).split(","):
+        for config in [c for c in (args.optimizer_configs or args.configs).split(",") if c]:
             measure(config, opt_name, args.budget)
     for spec in [v for v in args.variants.split(",") if v]:
         head, opt_name = spec.split("/")
@@ -277,6 +277,9 @@ def main(argv: list[str] | None = None) -> int:
             results_by[name] = res
             keep(name, res)
 
+    if not results_by:
+        print("nothing to measure: give --configs, --variants or --peers", file=sys.stderr)
+        return 1
     report(args, results_by, records, budgets, time.perf_counter() - t_all)
     print(f"\nper-video records: {out}")
     return 0
