@@ -43,7 +43,6 @@ from hba_lib.oracle.remote import (  # noqa: E402
     encode_clips,
 )
 
-torch.set_num_threads(1)  # as the servers (--threads 1): a busy 2-core CI box, and one arithmetic
 KEY = "test-key-0123456789abcdef"
 CLIP = (3, 16, 32, 32)
 SOURCE_ROOT = Path(hba_lib.__file__).resolve().parents[1]
@@ -138,6 +137,16 @@ def post_clips(url, videos, dtype="float32", request_id=None, key=KEY):
     return request(
         url, "POST", "/classify", body, clip_headers(videos.shape, dtype, request_id), key
     )
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """1 torch thread here, as in the servers (--threads 1): one arithmetic on both sides of the
+    wire (and a busy 2-core CI box); the session's setting comes back afterwards."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

@@ -37,7 +37,6 @@ of the sweep. The attack is ``make_attack(attack_name, seed=seed, **params)`` (s
 from __future__ import annotations
 
 import hashlib
-import importlib
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -218,29 +217,13 @@ _DATASETS: dict[str, Any] = {}
 def load_model(
     spec: str, kwargs: dict[str, Any] | None = None, device: str | torch.device = "cpu"
 ) -> torch.nn.Module:
-    """The model named by ``spec`` (default name, checkpoint path or ``module:function``), cached."""
+    """The model named by ``spec`` (:func:`hba_lib.models.load_model_spec`), cached per process."""
     kwargs = dict(kwargs or {})
     key = canonical_json([spec, kwargs, str(device)])
     if key not in _MODELS:
-        from hba_lib.models import DEFAULT_CHECKPOINTS, load_default_model, load_model_checkpoint
+        from hba_lib.models import load_model_spec
 
-        if spec in DEFAULT_CHECKPOINTS and not kwargs:
-            model = load_default_model(spec, device)
-        elif ":" in spec and not spec.endswith(".pt"):
-            module, _, func = spec.partition(":")
-            model = getattr(importlib.import_module(module), func)(**kwargs)
-            if not isinstance(model, torch.nn.Module):
-                raise TypeError(
-                    f"model factory {spec} returned {type(model).__name__}, not a Module"
-                )
-            model = model.to(device).eval()
-        elif spec.endswith(".pt"):
-            model = load_model_checkpoint(spec, device)
-        else:
-            raise ValueError(
-                f"unknown model {spec!r}: a default name {sorted(DEFAULT_CHECKPOINTS)}, a .pt "
-                "checkpoint or a 'module:function' factory"
-            )
+        model = load_model_spec(spec, kwargs, device)
         _MODELS[key] = model
     return _MODELS[key]
 

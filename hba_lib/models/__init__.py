@@ -42,6 +42,7 @@ __all__ = [
     "load_3d_resnets_checkpoint",
     "load_default_model",
     "load_model_checkpoint",
+    "load_model_spec",
     "save_model_checkpoint",
     "count_parameters",
     "top_k",
@@ -241,3 +242,30 @@ def default_checkpoint_info(name: str = "c3d") -> dict[str, Any]:
 def load_default_model(name: str = "c3d", device: str | torch.device = "cpu") -> VideoClassifier:
     """The committed small ``name`` ("c3d" or "lrcn") trained on synthetic data, in eval mode."""
     return load_model_checkpoint(default_checkpoint_path(name), device)
+
+
+def load_model_spec(
+    spec: str, kwargs: dict[str, Any] | None = None, device: str | torch.device = "cpu"
+) -> nn.Module:
+    """The model a command line or a sweep names, in eval mode: a default name (``c3d`` /
+    ``lrcn``: the committed checkpoints), a released model (``movinet_a0``), a ``.pt``
+    checkpoint saved by :func:`save_model_checkpoint`, or ``pkg.module:function``, a factory
+    returning a Module (called with ``kwargs``, which only a factory takes)."""
+    import importlib
+
+    if spec in DEFAULT_CHECKPOINTS and not kwargs:
+        return load_default_model(spec, device)
+    if spec in PRETRAINED_NAMES and not kwargs:
+        return build_model(spec)
+    if spec.endswith(".pt"):
+        return load_model_checkpoint(spec, device)
+    if ":" in spec:
+        module, _, func = spec.partition(":")
+        model = getattr(importlib.import_module(module), func)(**(kwargs or {}))
+        if not isinstance(model, nn.Module):
+            raise TypeError(f"model factory {spec} returned {type(model).__name__}, not a Module")
+        return model.to(torch.device(device)).eval()
+    raise ValueError(
+        f"unknown model {spec!r}: a default name {sorted(DEFAULT_CHECKPOINTS)}, a released model "
+        f"{list(PRETRAINED_NAMES)}, a .pt checkpoint or a 'module:function' factory"
+    )
