@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from hba_lib.attacks import OptAttack, SignOPT, make_attack
-from hba_lib.oracle import Oracle
+from hba_lib.oracle import Oracle, OracleUnavailable
 
 torch.set_num_threads(1)
 SHAPE = (3, 4, 8, 8)
@@ -27,14 +27,17 @@ BAND = 1.0  # the width (in score units) of the band where the last bits decide 
 class LastBitModel(nn.Module):
     """Class 1 when ``w . x`` (float64) passes ``b`` plus a hash of x's float32 bits in
     ``[-BAND/2, BAND/2]``, else class 0 (class 2 never wins); logs ``(clip, class)`` for every clip it evaluates.
-    ``nan_at``: NaN logits for that clip number (1-based) when set."""
+    ``nan_at``: NaN logits for that clip number (1-based) when set; ``gone_at``: from the batch
+    holding that clip number on, it answers nothing (:class:`OracleUnavailable`, a server gone)."""
 
-    def __init__(self, w: torch.Tensor, b: float, nan_at: int | None = None) -> None:
+    def __init__(
+        self, w: torch.Tensor, b: float, nan_at: int | None = None, gone_at: int | None = None
+    ) -> None:
         super().__init__()
         self.register_buffer("w", w.double().flatten())
         gen = torch.Generator().manual_seed(7)
         self.register_buffer("mult", torch.randint(1, 2**20, (w.numel(),), generator=gen))
-        self.b, self.nan_at = b, nan_at
+        self.b, self.nan_at, self.gone_at = b, nan_at, gone_at
         self.log: list[tuple[torch.Tensor, int]] = []
 
     def bit_hash(self, x: torch.Tensor) -> torch.Tensor:
@@ -42,6 +45,9 @@ class LastBitModel(nn.Module):
         return ((bits * self.mult).sum(1) % 1_000_003).double() / 1_000_003 - 0.5
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.gone_at is not None and len(self.log) + len(x) >= self.gone_at:
+            self.gone_at = 0  # and stays away
+            raise OracleUnavailable("the model went away")
         margin = (x.double().flatten(1) * self.w).sum(1) - self.b - BAND * self.bit_hash(x)
         zero = torch.zeros_like(margin)
         logits = torch.stack([zero, margin, zero - 1], 1).float()  # 3 classes (ART wants > 2)
@@ -52,7 +58,7 @@ class LastBitModel(nn.Module):
         return logits
 
 
-def setup(nan_at: int | None = None):
+def setup(nan_at: int | None = None, gone_at: int | None = None):
     g = torch.Generator().manual_seed(0)
     w = torch.randn(SHAPE, generator=g)
     x = 0.4 + 0.05 * torch.rand(SHAPE, generator=g)
@@ -62,7 +68,7 @@ def setup(nan_at: int | None = None):
     with torch.no_grad():
         assert int(model(x[None]).argmax()) == 0
         assert int(model(cands).argmax(1).sum()) >= 2, "the setup needs adversarial candidates"
-    model.log = []
+    model.log, model.gone_at = [], gone_at
     return model, x, cands
 
 
@@ -162,3 +168,47 @@ def test_peers_return_a_clip_the_model_answered(peer: str) -> None:
         assert len(model.log) == oracle.used == res.queries
         reasons.add(res.stop_reason)
     assert "budget_exhausted" in reasons, reasons
+
+
+def _peer(name: str):
+    pytest.importorskip("art", reason="ART (optional extra 'peers') is not installed")
+    from hba_lib.attacks.peers import hop_skip_jump, sign_opt_untargeted
+
+    if name == "sign-opt":
+        return lambda oracle, x, cands: sign_opt_untargeted(
+            oracle, x, 0, nb_classes=3, num_trial=10, k=20
+        )
+    return lambda oracle, x, cands: hop_skip_jump(
+        oracle, x, 0, nb_classes=3, candidates=cands, max_iter=3, max_eval=30, init_eval=10
+    )
+
+
+@pytest.mark.parametrize("name", [*ATTACKS, "peer sign-opt", "peer hop-skip-jump"])
+def test_an_oracle_that_goes_away_leaves_the_same_verdict_in_every_attack(name: str) -> None:
+    """A served model that stops answering (:class:`OracleUnavailable`) ends hba's attacks and
+    the ART peers alike: ``oracle_unavailable``, and with no final check possible, ``success``
+    is the earlier answer on that very tensor (one rule: ``unchecked_success``)."""
+    if name.startswith("peer "):
+        run = _peer(name.removeprefix("peer "))
+    else:
+        run = lambda oracle, x, cands: ATTACKS[name](max_iter=1000).run(  # noqa: E731
+            oracle, x, 0, candidates=cands
+        )
+    earlier = 0
+    for gone_at in (3, 25, 60, 150):
+        model, x, cands = setup(gone_at=gone_at)
+        oracle = Oracle(model, num_frames=T)
+        res = run(oracle, x, cands)
+        what = f"{name} gone at {gone_at}"
+        if oracle.used < gone_at:  # it ended before the model went away
+            continue
+        assert res.stop_reason == "oracle_unavailable", (what, res.stop_reason)
+        assert "OracleUnavailable" in res.info["error"], what
+        assert_answered(res, model, x, what)
+        if not torch.equal(res.x_adv, x):
+            assert res.label is None and "final_check_failed" in res.info, what
+            assert res.success and res.info["success_from_earlier_answer"], what
+            earlier += 1
+        else:
+            assert not res.success, what
+    assert earlier >= 2, f"{name}: the model went away too early to test the verdict"

@@ -33,6 +33,8 @@ from hba_lib.attacks.common import (
     TraceRow,
     drive,
     drive_many,
+    stop_reason_for,
+    unchecked_success,
     validate_candidates,
     validate_video,
 )
@@ -593,10 +595,10 @@ class BoundaryAttack(QueryAttack):
                     st.stop_reason = "no_initial_direction"
                 else:
                     yield from self.optimise(st, goal, gen)
-        except OracleUnavailable as exc:  # a served model went away: as at the budget
-            st.stop_reason, st.error = "oracle_unavailable", f"{type(exc).__name__}: {exc}"
-        except BudgetExhausted:
-            st.stop_reason = "budget_exhausted"
+        except BudgetExhausted as exc:  # or a served model went away (OracleUnavailable)
+            st.stop_reason = stop_reason_for(exc)
+            if isinstance(exc, OracleUnavailable):
+                st.error = f"{type(exc).__name__}: {exc}"
         except NonFiniteOutputError as exc:  # only drive_many throws it in: this video ends
             st.stop_reason, st.error = "nonfinite_output", f"{type(exc).__name__}: {exc}"
 
@@ -622,10 +624,8 @@ class BoundaryAttack(QueryAttack):
                 label = int(ans.labels[0])
                 success = bool(goal.is_adversarial(ans.labels)[0])
             except (BudgetExhausted, NonFiniteOutputError) as exc:
-                note["final_check_failed"] = f"{type(exc).__name__}: {exc}"
-                if isinstance(exc, OracleUnavailable) and x_adv is st.best:
-                    success = True  # no check possible, but the oracle answered this very
-                    note["success_from_earlier_answer"] = True  # tensor adversarial before
+                success, failed = unchecked_success(exc, answered_adversarial=x_adv is st.best)
+                note.update(failed)
             if not success and x_adv is rebuilt:  # no answer says it is adversarial
                 note["unqueried_point_not_adversarial"] = label
                 x_adv, label = x, None

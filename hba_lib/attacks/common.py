@@ -31,7 +31,13 @@ from typing import Any, NamedTuple
 
 import torch
 
-from hba_lib.oracle import BudgetExhausted, NonFiniteOutputError, Oracle, query_jointly
+from hba_lib.oracle import (
+    BudgetExhausted,
+    NonFiniteOutputError,
+    Oracle,
+    OracleUnavailable,
+    query_jointly,
+)
 from hba_lib.oracle.queries import QueryProcess, Request
 
 
@@ -102,6 +108,30 @@ class TraceRow(NamedTuple):
     distance: float
     map: float
     l2: float = math.nan
+
+
+def stop_reason_for(exc: BudgetExhausted) -> str:
+    """The ``stop_reason`` of an attack the oracle stopped answering: ``oracle_unavailable`` (a
+    served model went away) or ``budget_exhausted``."""
+    return "oracle_unavailable" if isinstance(exc, OracleUnavailable) else "budget_exhausted"
+
+
+def unchecked_success(
+    exc: BudgetExhausted | NonFiniteOutputError, answered_adversarial: bool
+) -> tuple[bool, dict[str, Any]]:
+    """What an attack reports when its final check on ``x_adv`` got no answer: ``(success,
+    info)``, the same rule for every attack (hba's and the ART peers').
+
+    No answer means no success, except when the oracle went away (:class:`OracleUnavailable`)
+    and ``x_adv`` is bit for bit a video it already answered adversarial
+    (``answered_adversarial``): that answer stands, and ``info`` says
+    ``success_from_earlier_answer``. At the budget, the check was the attack's to reserve.
+    """
+    info: dict[str, Any] = {"final_check_failed": f"{type(exc).__name__}: {exc}"}
+    if isinstance(exc, OracleUnavailable) and answered_adversarial:
+        info["success_from_earlier_answer"] = True
+        return True, info
+    return False, info
 
 
 @dataclass

@@ -31,9 +31,22 @@ from typing import Any
 import numpy as np
 import torch
 
-from hba_lib.attacks.common import AttackResult, TraceRow, validate_candidates, validate_video
+from hba_lib.attacks.common import (
+    AttackResult,
+    TraceRow,
+    stop_reason_for,
+    unchecked_success,
+    validate_candidates,
+    validate_video,
+)
 from hba_lib.attacks.opt_attack import OptAttack, OptAttackConfig
-from hba_lib.oracle import BudgetExhausted, Oracle, distances
+from hba_lib.oracle import (
+    BudgetExhausted,
+    NonFiniteOutputError,
+    Oracle,
+    OracleUnavailable,
+    distances,
+)
 from hba_lib.oracle.closest import Closest
 from hba_lib.oracle.goals import make_goal
 
@@ -48,7 +61,17 @@ def art_available() -> bool:
 
 
 class _Stop(Exception):
-    """Raised inside ART when the oracle refuses a query (budget)."""
+    """Raised inside ART when the oracle refuses a query (budget, or a served model gone): the
+    oracle's exception is its ``__cause__``."""
+
+
+def _stopped(exc: _Stop, info: dict[str, Any]) -> str:
+    """The stop reason of a peer ART stopped for ``exc``, as hba's attacks name it."""
+    cause = exc.__cause__
+    assert isinstance(cause, BudgetExhausted)
+    if isinstance(cause, OracleUnavailable):
+        info["error"] = f"{type(cause).__name__}: {cause}"
+    return stop_reason_for(cause)
 
 
 class HardLabelEstimator:
@@ -96,7 +119,8 @@ def _finish(
     mask: torch.Tensor | None = None, trace: list[TraceRow] | None = None,
 ) -> AttackResult:  # fmt: skip
     """Final check on ``x_adv`` (counted; a video the oracle answered adversarial, or ``None``:
-    the clean video) and the paper's metrics.
+    the clean video) and the paper's metrics; no answer to it is read by
+    :func:`~hba_lib.attacks.common.unchecked_success`, as for hba's attacks.
 
     ``trace``: the closest adversarial video seen as queries went (``oracle.used`` at each),
     made relative to ``start_queries``, so peers get MAP-against-queries curves as ours do.
@@ -111,8 +135,9 @@ def _finish(
         try:
             ans = oracle(x_adv, "check")
             label, success = int(ans.labels[0]), bool(goal.is_adversarial(ans.labels)[0])
-        except BudgetExhausted:
-            pass
+        except (BudgetExhausted, NonFiniteOutputError) as exc:
+            success, failed = unchecked_success(exc, answered_adversarial=True)
+            info.update(failed)
     counts = oracle.counts
     rows = [r._replace(queries=r.queries - start_queries) for r in (trace or [])]
     return AttackResult(
@@ -147,8 +172,8 @@ def sign_opt_untargeted(
     start = oracle.used
     try:
         ans = oracle(x, "check", reserve=1)
-    except BudgetExhausted:
-        return _finish("Sign-OPT", oracle, x, goal, None, "budget_exhausted", t0, {}, start)
+    except BudgetExhausted as exc:
+        return _finish("Sign-OPT", oracle, x, goal, None, stop_reason_for(exc), t0, {}, start)
     if int(ans.labels[0]) != label:
         res = _finish("Sign-OPT", oracle, x, goal, None, "clean_misclassified", t0, {}, start)
         res.attacked = False
@@ -162,8 +187,8 @@ def sign_opt_untargeted(
     try:
         out = attack.generate(x.numpy()[None], np.array([label]))
         info["art_output_distance"] = _art_output(x, out, info)
-    except _Stop:
-        stop = "budget_exhausted"
+    except _Stop as exc:
+        stop = _stopped(exc, info)
     info.update({"closest_adversarial_seen": est.closest.distance, "art_kwargs": kw})
     if est.closest.video is not None and est.closest.distance > 20:
         info["beyond_local_search_cap_20"] = True  # its line search could not have moved
@@ -208,7 +233,8 @@ def hop_skip_jump(
     init = OptAttack(cfg, max_iter=0).run(oracle, x, label, candidates=candidates, mask=mask)
     if not init.attacked or not init.success:  # keep what the start found (its closest seen)
         kept = None if torch.equal(init.x_adv, x) else init.x_adv
-        res = _finish("HopSkipJump", oracle, x, goal, kept, init.stop_reason, t0, {}, start)
+        why = {k: init.info[k] for k in ("error",) if k in init.info}
+        res = _finish("HopSkipJump", oracle, x, goal, kept, init.stop_reason, t0, why, start)
         res.attacked = init.attacked
         return res
     est = HardLabelEstimator(oracle, x, goal, nb_classes)
@@ -223,8 +249,8 @@ def hop_skip_jump(
             x.numpy()[None], np.array([label]), x_adv_init=init.x_adv.numpy()[None], **extra
         )
         info["art_output_distance"] = _art_output(x, out, info)
-    except _Stop:
-        stop = "budget_exhausted"
+    except _Stop as exc:
+        stop = _stopped(exc, info)
     info.update({"start_distance": init.distance, "start_queries": init.queries, "art_kwargs": kw})
     first = [r._replace(queries=start + r.queries) for r in init.trace]
     return _finish("HopSkipJump", oracle, x, goal, est.closest.video, stop, t0, info, start, mask,
