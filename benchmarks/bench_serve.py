@@ -21,10 +21,8 @@ import argparse
 import math
 import os
 import secrets
-import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -33,45 +31,9 @@ import torch
 
 from hba_lib.oracle import Oracle
 from hba_lib.oracle.remote import RemoteOracle
+from hba_lib.serve.process import ServerProcess
 
 GOAL = 0.8
-
-
-class Server:
-    """``python -m hba_lib.serve`` in a subprocess on 127.0.0.1, any free port."""
-
-    def __init__(self, model: str, threads: int, extra: list[str], key: str, folder: Path):
-        cmd = [sys.executable, "-m", "hba_lib.serve", "--model", model, "--port", "0",
-               "--threads", str(threads), "--audit-log", str(folder / f"audit-{model}.jsonl"),
-               *extra]  # fmt: skip
-        env = {**os.environ, "HBA_SERVE_KEY": key}
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                     text=True, env=env)  # fmt: skip
-        self.url = ""
-        ready = threading.Event()
-
-        def pump() -> None:
-            for line in self.proc.stdout:  # type: ignore[union-attr]
-                if "listening on " in line:
-                    self.url = line.split("listening on ", 1)[1].strip()
-                    ready.set()
-                elif not ready.is_set():
-                    print("  server:", line.rstrip())
-
-        threading.Thread(target=pump, daemon=True).start()
-        if not ready.wait(timeout=300):
-            self.stop()
-            raise RuntimeError(f"the server for {model} did not start")
-
-    def connect(self, key: str, dtype: str) -> RemoteOracle:
-        return RemoteOracle(self.url, key, dtype=dtype)
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
 
 
 def rate(oracle: Oracle, x: torch.Tensor, seconds: float) -> float:
@@ -190,9 +152,11 @@ def main(argv: list[str] | None = None) -> int:
                     [],
                     args.batches,
                 )
-            server = Server(name, args.threads, extra, key, Path(tmp))
+            audit = Path(tmp) / f"audit-{name}.jsonl"
+            server = ServerProcess(name, *extra, key=key, threads=args.threads, audit_log=audit,
+                                   echo=True)  # fmt: skip
             try:
-                remote = server.connect(key, "float32")
+                remote = RemoteOracle(server.url, key, dtype="float32")
                 rows = compare(Oracle(model), remote, shape, batches, args.seconds, args.repeats)
                 report(f"{name} {list(shape)}", rows)
                 if name != "movinet_a0" and args.videos > 0:

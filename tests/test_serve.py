@@ -14,11 +14,7 @@ from __future__ import annotations
 import http.client
 import json
 import math
-import os
-import queue
 import socket
-import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -30,7 +26,6 @@ import torch
 pytest.importorskip("fastapi", reason="the model server needs the extra 'serve' (fastapi)")
 pytest.importorskip("uvicorn", reason="the model server needs the extra 'serve' (uvicorn)")
 
-import hba_lib  # noqa: E402
 from hba_lib.attacks import attack_set, make_attack  # noqa: E402
 from hba_lib.data.synthetic import SyntheticActions  # noqa: E402
 from hba_lib.models import load_default_model  # noqa: E402
@@ -42,53 +37,18 @@ from hba_lib.oracle.remote import (  # noqa: E402
     ServerUnavailable,
     encode_clips,
 )
+from hba_lib.serve.process import ServerProcess  # noqa: E402
 
 KEY = "test-key-0123456789abcdef"
 CLIP = (3, 16, 32, 32)
-SOURCE_ROOT = Path(hba_lib.__file__).resolve().parents[1]
 
 
-class Server:
-    """``python -m hba_lib.serve --model c3d`` on 127.0.0.1, port 0; ``url`` once it answers."""
+class Server(ServerProcess):
+    """``python -m hba_lib.serve --model c3d`` on 127.0.0.1, port 0, 1 thread, with the key."""
 
     def __init__(self, audit: Path, *args: str) -> None:
         self.audit = audit
-        env = {**os.environ, "HBA_SERVE_KEY": KEY,
-               "PYTHONPATH": os.pathsep.join([str(SOURCE_ROOT), os.environ.get("PYTHONPATH", "")])}  # fmt: skip
-        cmd = [sys.executable, "-m", "hba_lib.serve", "--model", "c3d", "--host", "127.0.0.1",
-               "--port", "0", "--threads", "1", "--audit-log", str(audit), *args]  # fmt: skip
-        self.proc = subprocess.Popen(
-            cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
-        )
-        self.lines: queue.Queue[str] = queue.Queue()
-        self.output: list[str] = []
-        threading.Thread(target=self._pump, daemon=True).start()
-        self.url = self._wait_listening(timeout=90)
-        self.port = int(self.url.rsplit(":", 1)[1])
-
-    def _pump(self) -> None:
-        for line in self.proc.stdout:  # type: ignore[union-attr]
-            self.output.append(line)
-            self.lines.put(line)
-
-    def _wait_listening(self, timeout: float) -> str:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                line = self.lines.get(timeout=0.5)
-            except queue.Empty:
-                if self.proc.poll() is not None:
-                    break
-                continue
-            if "listening on " in line:
-                url = line.split("listening on ", 1)[1].strip()
-                while time.monotonic() < deadline:  # bound, now wait for uvicorn to answer
-                    code, _ = request(url, "GET", "/status")
-                    if code == 200:
-                        return url
-                    time.sleep(0.05)
-        self.stop()
-        raise RuntimeError("the server did not start:\n" + "".join(self.output))
+        super().__init__("c3d", *args, key=KEY, threads=1, audit_log=audit, startup_timeout=90)
 
     def status(self) -> dict:
         code, answer = request(self.url, "GET", "/status")
@@ -97,15 +57,6 @@ class Server:
 
     def audit_lines(self) -> list[dict]:
         return [json.loads(line) for line in self.audit.read_text().splitlines()]
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=15)
 
 
 def request(url: str, method: str, path: str, body=b"", headers=None, key=KEY):
@@ -457,3 +408,13 @@ def test_an_art_peer_over_http_equals_in_process(server, model, chosen):
     assert torch.equal(here.x_adv, there.x_adv) and here.queries == there.queries > 0
     assert (here.success, here.stop_reason) == (there.success, there.stop_reason)
     assert server.status()["used"] - used == there.queries == remote.used - used
+
+
+def test_a_server_that_cannot_start_says_why(tmp_path):
+    """``ServerProcess`` (the launcher the benchmark and these tests share) raises with what the
+    server printed, and leaves no process behind."""
+    with pytest.raises(RuntimeError, match="did not start") as info:
+        ServerProcess("no_such_model", key=KEY, audit_log=tmp_path / "a.jsonl", startup_timeout=60)
+    said = str(info.value).split("\n", 1)[1]
+    assert "cannot load --model no_such_model: unknown model" in said, said
+    assert "Traceback" not in said, said  # a message, not a stack

@@ -74,7 +74,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     keys = _keys(args)
-    model, size = load_target(args.model, args.device)
+    try:
+        model, size = load_target(args.model, args.device)
+    except (ValueError, OSError, ImportError) as exc:  # unknown spec, missing file or runtime
+        raise SystemExit(f"hba serve: cannot load --model {args.model}: {exc}") from None
     size = tuple(args.size) if args.size is not None else size
     if size is None:
         raise SystemExit(f"give --size H W: the frame size {args.model} takes is not known")
