@@ -124,7 +124,7 @@ def load_targets(args):
     model = build_model(args.model, workers=args.workers)
     root = args.root or paths.REAL_DATA / "action_clips"
     data = get_dataset("clips", root=root, model=model, size=args.size)
-    sure = [int(i) for i in np.argsort(-data.confidences, kind="stable")[: args.videos]]
+    sure = data.surest(args.videos)
     return model, data, attack_set(data, model, len(sure), args.candidates, seed=args.seed,
                                    indices=sure)  # fmt: skip
 

@@ -128,7 +128,7 @@ top_table
 
 # %%
 if available:
-    names = attack_clips or [data.names[i] for i in data.confidences.argsort()[::-1][:n_clips]]
+    names = attack_clips or [data.names[i] for i in data.surest(n_clips)]
     unknown = [n for n in names if n not in data.names]
     if unknown:
         raise ValueError(f"attack_clips {unknown} are not in {clips_dir}: choose among {data.names}")

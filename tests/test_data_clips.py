@@ -92,6 +92,12 @@ def test_an_attack_set_over_clips(folder):
     for i, cands in zip(chosen.indices, chosen.candidates):
         with torch.no_grad():
             assert not (model(cands).argmax(1) == int(ds.labels[i])).any()
+    sure = ds.surest(2)  # the clips the model is most sure of, surest first
+    assert ds.confidences[sure[0]] >= ds.confidences[sure[1]] >= sorted(ds.confidences)[-2]
+    assert attack_set(ds, model, 0, num_candidates=2, indices=sure).indices == sure
+    with pytest.raises(ValueError, match="loaded with a model"):
+        labels = {"a_dark.avi": 0, "b_mid.avi": 1, "c_bright.avi": 2, "d_grey.avi": 1}
+        get_dataset("clips", root=folder, labels=labels, classes=Brightness.classes).surest(1)
 
 
 UCF = REAL_DATA / "ucf101_avi"
