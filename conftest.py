@@ -1,5 +1,6 @@
 """Notebook rule checked while nbval runs the notebooks (``make test``): every cell that calls
-``viz.show(`` puts its figure inline, as an ``image/png`` output (see CONTRIBUTING.md).
+``viz.show(`` puts its figure inline, as an ``image/png`` output (see CONTRIBUTING.md), or says
+in a line from ``viz.not_drawn`` why it has nothing to draw (an optional input is missing).
 
 Notebook 09 on a clone without MoViNet, its runtime or the real clips (``../shared``) says what
 it needs and draws nothing: there the rule is waived (the notebook must still run cleanly)."""
@@ -14,6 +15,14 @@ SHOW_CALL = "viz.show("
 def png_outputs(outputs) -> int:
     """How many ``image/png`` outputs a cell's outputs hold."""
     return sum("image/png" in (out.get("data") or {}) for out in outputs or [])
+
+
+def not_drawn_lines(outputs) -> int:
+    """How many ``viz.not_drawn`` lines a cell's stream outputs hold."""
+    from hba_lib.viz import NOT_DRAWN
+
+    text = "".join(out.get("text", "") for out in outputs or [] if out.get("name") == "stdout")
+    return sum(line.startswith(NOT_DRAWN) for line in text.splitlines())
 
 
 def figures_waived(notebook: str) -> bool:
@@ -42,10 +51,12 @@ def pytest_runtest_makereport(item, call):
     if figures_waived(item.path.name):
         return
     wanted = cell.source.count(SHOW_CALL)
-    got = png_outputs(getattr(item, "test_outputs", None))
+    outputs = getattr(item, "test_outputs", None)
+    got = png_outputs(outputs) + not_drawn_lines(outputs)
     if got < wanted:
         report.outcome = "failed"
         report.longrepr = (
             f"{item.nodeid}: the cell calls viz.show {wanted} time(s) but holds {got} inline "
-            "image/png output(s); figures must show inline (viz.show renders them)"
+            "image/png output(s) and viz.not_drawn line(s); figures must show inline (viz.show "
+            "renders them) or say why they are not drawn (viz.not_drawn)"
         )

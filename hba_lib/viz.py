@@ -104,6 +104,21 @@ def show(fig: plt.Figure, name: str | None = None, dpi: int = 100) -> None:
     plt.close(fig)
 
 
+NOT_DRAWN = "figure not drawn:"
+"""The start of the line :func:`not_drawn` prints; the notebook rule (``conftest.py``) counts it
+in place of the picture."""
+
+
+def not_drawn(name: str, why: str) -> None:
+    """Say that figure ``name`` is not drawn this run, and why (an optional input is missing).
+
+    A notebook cell that would call :func:`show` but has nothing to show calls this instead,
+    so that the reader learns why, and the notebook rule, which wants a picture for every
+    ``viz.show(`` in a cell, counts the line in its place.
+    """
+    print(f"{NOT_DRAWN} {name}: {why}")
+
+
 def save_gif(video: np.ndarray | torch.Tensor, name: str, fps: int = 8, scale: int = 2) -> Path:
     """Save one video as an animated GIF in this run's output folder (see :func:`savefig`)."""
     from PIL import Image

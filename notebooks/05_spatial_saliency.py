@@ -126,7 +126,7 @@ pd.DataFrame(rows)
 clips = sorted((paths.REAL_DATA / "ucf101_avi").glob("*.avi"))[:1] + sorted(
     (paths.REAL_DATA / "hmdb51_avi").glob("*.avi"))[:1] if real_clips else []  # fmt: skip
 if not clips:
-    print(f"no real clips at {paths.REAL_DATA} (or real_clips = False): skipped")
+    viz.not_drawn("05_saliency_real", f"no real clips at {paths.REAL_DATA} (or real_clips = False)")
 for k, clip in enumerate(clips):
     snippet, info = read_snippet(clip)
     v = to_model_layout(snippet)
