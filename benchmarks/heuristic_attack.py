@@ -26,7 +26,9 @@ Prints
    ``--checkpoints`` budget (2k, 5k and 10k queries by default) by every row, a video without an adversarial point by then counting as ``inf``;
 3. the goal: a hba configuration whose median MAP at the last budget is at most half the
    better peer's **and** whose median L2 is at most 0.8 times the better peer's, FR 100 %, no
-   clean video returned as a success (the peers: ART Sign-OPT and ART HopSkipJump).
+   clean video returned as a success (the peers: ART Sign-OPT and ART HopSkipJump); and, where
+   the better peer is not HopSkipJump in both metrics, the same goal against HopSkipJump alone
+   (as the real-clip comparison's goal is stated).
 
 Every result is appended to a JSON-lines file as it finishes (``--out``), so a long run keeps
 what it measured, and the same command run again resumes: attacks already in the file (same
@@ -336,14 +338,15 @@ def report(args, results_by: dict, records: list[dict], budgets: list[int], seco
     goal_peers = [PEER_NAMES[p] for p in PEERS_FOR_GOAL if PEER_NAMES[p] in med_map]
     ours = [k for k in med_map if not k.startswith("ART")]
     clean = [r for r in records if r["success"] and r["clean_returned"]]
-    if goal_peers and ours:
-        peer_map = min(goal_peers, key=lambda k: med_map[k][-1])
-        peer_l2 = min(goal_peers, key=lambda k: med_l2[k][-1])
+    if not (goal_peers and ours):
+        return
+
+    def judge(title: str, peer_map: str, peer_l2: str) -> None:
         pm, pl = med_map[peer_map][-1], med_l2[peer_l2][-1]
-        print(f"\nGoal at {budgets[-1]:,} queries: median MAP <= half the better peer's "
-              f"({peer_map}: {pm:.2f}, half {0.5 * pm:.2f}) and median L2 <= 0.8 x the better "
-              f"peer's ({peer_l2}: {pl:.3f}, x0.8 {0.8 * pl:.3f}), FR 100 %, no clean video as "
-              f"a success (clean successes: {len(clean)})")  # fmt: skip
+        print(f"\n{title} at {budgets[-1]:,} queries: median MAP <= half {peer_map}'s "
+              f"({pm:.2f}, half {0.5 * pm:.2f}) and median L2 <= 0.8 x {peer_l2}'s "
+              f"({pl:.3f}, x0.8 {0.8 * pl:.3f}), FR 100 %, no clean video as a success "
+              f"(clean successes: {len(clean)})")  # fmt: skip
         met = []
         for name in ours:
             m, l2, fr = med_map[name][-1], med_l2[name][-1], fr_at[name]
@@ -354,7 +357,14 @@ def report(args, results_by: dict, records: list[dict], budgets: list[int], seco
                 f"- {name}: MAP {m:.2f} ({m / pm:.2f} x), L2 {l2:.3f} ({l2 / pl:.2f} x), FR "
                 f"{fr:.0f} %: MAP {'ok' if ok_map else 'no'}, L2 {'ok' if ok_l2 else 'no'}"
             )
-        print(f"Goal: {'MET by ' + ', '.join(met) if met else 'MISSED'}")
+        print(f"{title}: {'MET by ' + ', '.join(met) if met else 'MISSED'}")
+
+    better_map = min(goal_peers, key=lambda k: med_map[k][-1])
+    better_l2 = min(goal_peers, key=lambda k: med_l2[k][-1])
+    judge("Goal (the better peer in each metric)", better_map, better_l2)
+    hsj = PEER_NAMES["hsj"]
+    if hsj in med_map and (better_map, better_l2) != (hsj, hsj):  # issue 16 names HopSkipJump
+        judge("Goal against HopSkipJump alone", hsj, hsj)
 
 
 if __name__ == "__main__":
