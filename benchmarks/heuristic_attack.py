@@ -78,16 +78,12 @@ class _Recorded:
 
 
 def value_at(result, budgets, field: str = "map") -> list[float]:
-    """Best ``map`` or ``l2`` within each budget (``inf`` before the first adversarial point).
-
-    The trace's L2 is the clipped video's, as the oracle saw it; the final result stands in
-    only where a trace has none."""
+    """Best ``map`` or ``l2`` within each budget (``inf`` before the first adversarial point):
+    the trace's moves and the returned video (:func:`hba_lib.metrics.best_within`). The
+    trace's L2 is the clipped video's, as the oracle saw it."""
     if not result.attacked:
         return [math.nan] * len(budgets)
-    final = result.map if field == "map" else result.distance
-    if not result.trace:  # one point, at the total queries
-        return [final if result.success and result.queries <= b else math.inf for b in budgets]
-    return [float(v) for v in metrics.best_at(result.trace, budgets, field=field)]
+    return [float(v) for v in metrics.best_within(result, budgets, field=field)]
 
 
 def row(name: str, video: int, res, budgets) -> dict:

@@ -132,6 +132,27 @@ def best_at(trace: Sequence[Any], budgets: Sequence[int], field: str = "distance
     return out
 
 
+def best_within(result: Any, budgets: Sequence[int], field: str = "map") -> np.ndarray:
+    """For each budget b: the best ``map`` or ``l2`` one attack reached within b queries, from
+    its trace **and its returned video**.
+
+    The trace records the moves; the returned video can be closer than the last of them (a stop
+    that cut a search short keeps the closest adversarial video the oracle answered, which no
+    move recorded), so it counts from ``result.queries`` on, when the attack succeeded.
+    ``inf`` before the first adversarial point.
+    """
+    if field not in ("map", "l2"):
+        raise ValueError(f"field {field!r}: 'map' or 'l2' (the returned video has no g)")
+    trace = getattr(result, "trace", None) or []
+    out = best_at(trace, budgets, field=field) if trace else np.full(len(budgets), np.inf)
+    if result.success:
+        final = float(result.map if field == "map" else result.distance)
+        for j, b in enumerate(budgets):
+            if result.queries <= b:
+                out[j] = min(out[j], final)
+    return out
+
+
 def success_curve(
     results: Iterable[Any], budgets: Sequence[int], max_map: float | None = None
 ) -> np.ndarray:
@@ -144,8 +165,8 @@ def success_curve(
         return np.full(len(budgets), np.nan)
     hits = np.zeros(len(budgets))
     for r in rs:
-        if not r.success or not r.trace:
+        if not r.success:
             continue
-        best = best_at(r.trace, budgets, field="map")
+        best = best_within(r, budgets, field="map")
         hits += np.isfinite(best) & (best <= (np.inf if max_map is None else max_map))
     return hits / len(rs)

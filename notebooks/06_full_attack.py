@@ -170,9 +170,9 @@ if peers and not targeted:
                 seed=seed))  # fmt: skip
     else:
         print("ART is not installed (pip install -e '.[peers]'): peers skipped")
-curves = {name: (budgets, np.median([metrics.best_at(r.trace, budgets, "map") for r in rs], 0))
+curves = {name: (budgets, np.median([metrics.best_within(r, budgets, "map") for r in rs], 0))
           for name, rs in results.items()}  # fmt: skip
-l2_curves = {name: (budgets, np.median([metrics.best_at(r.trace, budgets, "l2") for r in rs], 0))
+l2_curves = {name: (budgets, np.median([metrics.best_within(r, budgets, "l2") for r in rs], 0))
              for name, rs in results.items()}  # fmt: skip
 viz.show(viz.map_vs_queries(curves, None, f"{model_label}, {dataset}, {goal_name}: median MAP "
                                           f"within a budget ({len(chosen.indices)} videos)"),

@@ -64,6 +64,29 @@ def test_best_at_and_success_curve() -> None:
     assert metrics.success_curve([ok, bad], [5, 10]).tolist() == [0.0, 0.5]
 
 
+def test_best_within_counts_the_returned_video_from_its_query_on() -> None:
+    """A stop that cut a search short returns a video closer than the trace's last move: it
+    counts from ``result.queries`` on, and only when the attack succeeded."""
+    trace = [
+        TraceRow(10, 5.0, 40.0, 6.0),
+        TraceRow(20, 3.0, 20.0, 4.0),
+        TraceRow(35, 4.0, 30.0, 5.0),
+    ]
+    budgets = [5, 35, 40, 100]
+    closer = fake(True, 40, map_=12.0, trace=trace, distance=2.5)
+    assert metrics.best_within(closer, budgets).tolist() == [np.inf, 20.0, 12.0, 12.0]
+    assert metrics.best_within(closer, budgets, "l2").tolist() == [np.inf, 4.0, 2.5, 2.5]
+    failed = fake(False, 40, map_=12.0, trace=trace)  # no success: the trace alone
+    assert metrics.best_within(failed, budgets).tolist() == [np.inf, 20.0, 20.0, 20.0]
+    farther = fake(True, 40, map_=25.0, trace=trace)  # never worse than the trace
+    assert metrics.best_within(farther, budgets).tolist() == [np.inf, 20.0, 20.0, 20.0]
+    untraced = fake(True, 40, map_=12.0)  # a result without a trace: its one point
+    assert metrics.best_within(untraced, budgets).tolist() == [np.inf, np.inf, 12.0, 12.0]
+    assert metrics.success_curve([closer], budgets, max_map=15.0).tolist() == [0, 0, 1, 1]
+    with pytest.raises(ValueError, match="'map' or 'l2'"):
+        metrics.best_within(closer, budgets, "distance")
+
+
 def test_results_table_one_row_per_attack() -> None:
     table = metrics.results_table(
         {
