@@ -28,7 +28,8 @@ def test_savefig_goes_to_the_runs_folder_unless_asked(monkeypatch, tmp_path):
 def _result(n):
     trace = [SimpleNamespace(queries=q, distance=20.0 / (1 + q / 500), map=15.0 / (1 + q / 500))
              for q in range(50, n, 100)]  # fmt: skip
-    return SimpleNamespace(trace=trace, success=True, attacked=True, queries=n)
+    return SimpleNamespace(trace=trace, success=True, attacked=True, queries=n,  # as AttackResult:
+                           map=trace[-1].map, distance=trace[-1].distance)  # fmt: skip
 
 
 def test_attack_figures_have_labels_and_plain_log_ticks():
