@@ -16,11 +16,9 @@ import sys
 import time
 
 import torch
+from heuristic_attack import load_targets  # this folder: the real model, its clips, the attack set
 
-from hba_lib import paths
-from hba_lib.attacks import attack_set, make_attack
-from hba_lib.data import get_dataset
-from hba_lib.models import build_model, movinet
+from hba_lib.attacks import make_attack
 from hba_lib.oracle import Oracle
 
 
@@ -30,18 +28,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--budget", type=int, default=2000)
     ap.add_argument("--optimizers", default="sign-opt,opt")
     ap.add_argument("--acceptance", default="whole_video", help="paper | whole_video")
+    ap.add_argument("--root", default=None, help="folder of real clips (default: the shared ones)")
     ap.add_argument("--size", type=int, default=112)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
-    needs = movinet.missing()
-    if needs:
-        print("cannot run: missing\n" + "\n".join(f"- {n}" for n in needs), file=sys.stderr)
-        return 1
-    model = build_model("movinet_a0", workers=args.workers)
-    data = get_dataset("clips", root=paths.REAL_DATA / "action_clips", model=model, size=args.size)
-    chosen = attack_set(data, model, 0, 10, seed=args.seed, indices=data.surest(6))
+    # the benchmark's attack set: the 6 clips the model is surest of, 10 candidates each
+    args.model, args.videos, args.candidates, args.device = "movinet_a0", 6, 10, "cpu"
+    model, data, chosen = load_targets(args)
     print(f"movinet_a0, temporal+spatial [{args.acceptance}], budget {args.budget}, "
           f"seed {args.seed}, the {args.clips} surest of 6 clips")  # fmt: skip
     for k in range(args.clips):

@@ -147,9 +147,8 @@ def best_within(result: Any, budgets: Sequence[int], field: str = "map") -> np.n
     out = best_at(trace, budgets, field=field) if trace else np.full(len(budgets), np.inf)
     if result.success:
         final = float(result.map if field == "map" else result.distance)
-        for j, b in enumerate(budgets):
-            if result.queries <= b:
-                out[j] = min(out[j], final)
+        reached = np.asarray(budgets) >= result.queries
+        out[reached] = np.minimum(out[reached], final)
     return out
 
 

@@ -33,7 +33,7 @@ from hba_lib.attacks.common import (
     TraceRow,
     drive,
     drive_many,
-    stop_reason_for,
+    stopped_by,
     unchecked_success,
     validate_candidates,
     validate_video,
@@ -43,7 +43,6 @@ from hba_lib.oracle import (
     BudgetExhausted,
     NonFiniteOutputError,
     Oracle,
-    OracleUnavailable,
     distances,
 )
 from hba_lib.oracle.closest import Closest
@@ -596,9 +595,8 @@ class BoundaryAttack(QueryAttack):
                 else:
                     yield from self.optimise(st, goal, gen)
         except BudgetExhausted as exc:  # or a served model went away (OracleUnavailable)
-            st.stop_reason = stop_reason_for(exc)
-            if isinstance(exc, OracleUnavailable):
-                st.error = f"{type(exc).__name__}: {exc}"
+            st.stop_reason, error = stopped_by(exc)
+            st.error = error or st.error
         except NonFiniteOutputError as exc:  # only drive_many throws it in: this video ends
             st.stop_reason, st.error = "nonfinite_output", f"{type(exc).__name__}: {exc}"
 

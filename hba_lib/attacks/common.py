@@ -110,10 +110,12 @@ class TraceRow(NamedTuple):
     l2: float = math.nan
 
 
-def stop_reason_for(exc: BudgetExhausted) -> str:
-    """The ``stop_reason`` of an attack the oracle stopped answering: ``oracle_unavailable`` (a
-    served model went away) or ``budget_exhausted``."""
-    return "oracle_unavailable" if isinstance(exc, OracleUnavailable) else "budget_exhausted"
+def stopped_by(exc: BudgetExhausted) -> tuple[str, str | None]:
+    """``(stop_reason, error)`` of an attack the oracle stopped answering: ``oracle_unavailable``
+    with the error (a served model went away), or ``budget_exhausted`` and ``None``."""
+    if isinstance(exc, OracleUnavailable):
+        return "oracle_unavailable", f"{type(exc).__name__}: {exc}"
+    return "budget_exhausted", None
 
 
 def unchecked_success(

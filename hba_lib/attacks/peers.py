@@ -34,7 +34,7 @@ import torch
 from hba_lib.attacks.common import (
     AttackResult,
     TraceRow,
-    stop_reason_for,
+    stopped_by,
     unchecked_success,
     validate_candidates,
     validate_video,
@@ -44,7 +44,6 @@ from hba_lib.oracle import (
     BudgetExhausted,
     NonFiniteOutputError,
     Oracle,
-    OracleUnavailable,
     distances,
 )
 from hba_lib.oracle.closest import Closest
@@ -69,9 +68,10 @@ def _stopped(exc: _Stop, info: dict[str, Any]) -> str:
     """The stop reason of a peer ART stopped for ``exc``, as hba's attacks name it."""
     cause = exc.__cause__
     assert isinstance(cause, BudgetExhausted)
-    if isinstance(cause, OracleUnavailable):
-        info["error"] = f"{type(cause).__name__}: {cause}"
-    return stop_reason_for(cause)
+    reason, error = stopped_by(cause)
+    if error:
+        info["error"] = error
+    return reason
 
 
 class HardLabelEstimator:
@@ -173,7 +173,7 @@ def sign_opt_untargeted(
     try:
         ans = oracle(x, "check", reserve=1)
     except BudgetExhausted as exc:
-        return _finish("Sign-OPT", oracle, x, goal, None, stop_reason_for(exc), t0, {}, start)
+        return _finish("Sign-OPT", oracle, x, goal, None, stopped_by(exc)[0], t0, {}, start)
     if int(ans.labels[0]) != label:
         res = _finish("Sign-OPT", oracle, x, goal, None, "clean_misclassified", t0, {}, start)
         res.attacked = False
@@ -233,7 +233,7 @@ def hop_skip_jump(
     init = OptAttack(cfg, max_iter=0).run(oracle, x, label, candidates=candidates, mask=mask)
     if not init.attacked or not init.success:  # keep what the start found (its closest seen)
         kept = None if torch.equal(init.x_adv, x) else init.x_adv
-        why = {k: init.info[k] for k in ("error",) if k in init.info}
+        why = {"error": init.info["error"]} if "error" in init.info else {}
         res = _finish("HopSkipJump", oracle, x, goal, kept, init.stop_reason, t0, why, start)
         res.attacked = init.attacked
         return res

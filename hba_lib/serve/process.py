@@ -123,10 +123,6 @@ class ServerProcess:
             + "".join(self.output)
         )
 
-    def alive(self) -> bool:
-        """Whether the child process is still running."""
-        return self.proc.poll() is None
-
     def stop(self, timeout: float = 15.0) -> None:
         """Terminate the server (SIGTERM, then SIGKILL after ``timeout`` seconds); idempotent."""
         if self.proc.poll() is None:

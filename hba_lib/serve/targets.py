@@ -28,8 +28,8 @@ def load_target(spec: str, device: str = "cpu") -> tuple[nn.Module, tuple[int, i
         return model, (int(default_checkpoint_info(spec)["train_config"]["size"]),) * 2
     if spec in PRETRAINED_NAMES:
         return model, MOVINET_SIZE
-    record = Path(spec).with_suffix(".json")
-    if spec.endswith(".pt") and record.is_file():
+    record = Path(spec).with_suffix(".json") if spec.endswith(".pt") else None
+    if record is not None and record.is_file():
         found = json.loads(record.read_text()).get("train_config", {}).get("size")
         return model, ((int(found), int(found)) if found else None)
     return model, None
