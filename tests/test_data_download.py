@@ -58,8 +58,10 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self.wfile.flush()
             self.close_connection = True
             return
-        self.wfile.write(body)
+        # Counted before the write: the client can read the last byte and the test can
+        # check the count before this thread would get past a write.
         st["served"] += len(body)
+        self.wfile.write(body)
 
 
 @pytest.fixture
