@@ -136,8 +136,8 @@ def main(argv: list[str] | None = None) -> int:
             if name == "movinet_a0":
                 from hba_lib.models import movinet
 
-                if movinet.missing():
-                    print(f"\nmovinet_a0: skipped ({'; '.join(movinet.missing())})")
+                if needs := movinet.missing():
+                    print(f"\nmovinet_a0: skipped ({'; '.join(needs)})")
                     continue
                 from hba_lib.models import build_model
 

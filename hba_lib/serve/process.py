@@ -88,7 +88,8 @@ class ServerProcess:
             cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
         )
         self._ready = False
-        threading.Thread(target=self._pump, daemon=True).start()
+        self._reader = threading.Thread(target=self._pump, daemon=True)
+        self._reader.start()
         self.url = self._wait_listening(startup_timeout)
         self.port = int(self.url.rsplit(":", 1)[1])
 
@@ -117,7 +118,7 @@ class ServerProcess:
                     time.sleep(0.05)
                 break
         self.stop()
-        time.sleep(0.1)  # let the reader thread take the last lines
+        self._reader.join(timeout=5)  # the child is gone: its output ends, take the last lines
         raise RuntimeError(
             f"the model server for {self.model!r} did not start within {timeout:.0f} s:\n"
             + "".join(self.output)
