@@ -13,6 +13,10 @@ candidate starts; see ``docs/models.md``). The rows:
 - the same three configurations with Sign-OPT at the equal budget;
 - ``temporal+spatial [whole-video MAP] / sign-opt``: Algorithm 1 bounding the whole-video MAP
   (the sparser variant);
+- any optimizer by name (``--optimizers``, ``--extra-optimizers``, ``--variants``), with its
+  probes in a low-frequency subspace after an ``@``: ``hsja`` is HopSkipJump's boundary steps
+  in hba (``hba_lib.attacks.hsja``), ``hsja@dct:4`` the same with probes in a low DCT band
+  (QEBA's method), ``sign-opt@resize:4`` Sign-OPT's probes on a 4 x coarser grid;
 - ART Sign-OPT (ART's own random start: its untargeted attack takes no starting point),
   ART HopSkipJump from Opt-attack's start, and ART HopSkipJump restricted to the mask that
   ``temporal+spatial / sign-opt`` found for the same video (ART's ``mask``): what the masks
@@ -38,6 +42,12 @@ the ART rows (``--peers ''`` skips them).
     .venv/bin/python benchmarks/heuristic_attack.py --model lrcn --videos 20 --budget 10000
     .venv/bin/python benchmarks/heuristic_attack.py --model movinet_a0 --videos 6 --budget 2000 \
         --mq-budget 2000 --checkpoints 500,1000,2000
+    .venv/bin/python benchmarks/heuristic_attack.py --model c3d --configs '' --peers '' \
+        --optimizers hsja,hsja@dct:4 --optimizer-configs opt,temporal+spatial
+
+``--slice 0:10`` attacks only those of the chosen videos (the same videos, candidates and seeds
+as the whole run), so a long run can be split across processes; the records of the parts,
+concatenated in order, are what the whole run would have written, and resume as such.
 """
 
 from __future__ import annotations
@@ -110,7 +120,7 @@ def load_targets(args):
         from hba_lib.models import load_default_model
 
         model = load_default_model(args.model, device=args.device)
-        data = SyntheticActions(split="test")
+        data = SyntheticActions(split=args.split)
         return model, data, attack_set(data, model, args.videos, args.candidates, seed=args.seed)
     from hba_lib import paths
     from hba_lib.data import get_dataset
@@ -168,6 +178,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--out", type=Path, help="JSON-lines file (default: runs/bench/...)")
     ap.add_argument("--fresh", action="store_true", help="ignore what --out already holds")
+    ap.add_argument(
+        "--split",
+        default="test",
+        choices=["train", "val", "test"],
+        help="synthetic split attacked: test for the tables, train to tune constants",
+    )
+    ap.add_argument("--slice", default="", help="START:STOP: attack only these chosen videos")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
 
@@ -180,10 +197,17 @@ def main(argv: list[str] | None = None) -> int:
         args.out
         or paths.RUNS
         / "bench"
-        / f"heuristic_{args.model}_{args.videos}v_{args.budget}q_seed{args.seed}.jsonl"
+        / f"heuristic_{args.model}{'' if args.split == 'test' else '_' + args.split}"
+        f"_{args.videos}v_{args.budget}q_seed{args.seed}"
+        f"{'_' + args.slice.replace(':', '-') if args.slice else ''}.jsonl"
     )  # noqa: E501
     paths.ensure_dir(out.parent)
     model, data, chosen = load_targets(args)
+    if args.slice:
+        start, stop = (int(v) if v else None for v in args.slice.split(":"))
+        part = slice(start, stop)
+        chosen = type(chosen)(chosen.indices[part], chosen.xs[part], chosen.labels[part],
+                              chosen.candidates[part], chosen.targets[part])  # fmt: skip
     base = Oracle(model)
     records: list[dict] = []
     results_by: dict[str, list] = {}
@@ -291,7 +315,7 @@ def _k(b: int) -> str:
 def report(args, results_by: dict, records: list[dict], budgets: list[int], seconds: float):
     """Print the three tables."""
     n = len(next(iter(results_by.values())))
-    what = (f"{args.model} (default checkpoint), synthetic test set, {n} correctly classified "
+    what = (f"{args.model} (default checkpoint), synthetic {args.split} set, {n} correctly classified "
             "videos" if args.model not in REAL_MODELS else
             f"{args.model}, {n} real clips it is most sure of (labels: its own top-1)")  # fmt: skip
     print(f"\n{what} (seed {args.seed}), {args.candidates} candidates, budget {args.budget} "

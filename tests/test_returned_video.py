@@ -15,7 +15,7 @@ import pytest
 import torch
 from torch import nn
 
-from hba_lib.attacks import OptAttack, SignOPT, make_attack
+from hba_lib.attacks import HopSkipJump, OptAttack, SignOPT, make_attack
 from hba_lib.oracle import Oracle, OracleUnavailable
 
 torch.set_num_threads(1)
@@ -91,6 +91,10 @@ ATTACKS = {
     "temporal/opt": lambda **kw: make_attack("temporal", omega=1e9, q=4, **kw),
     "temporal+spatial/sign-opt": lambda **kw: make_attack(
         "temporal+spatial", optimizer="sign-opt", omega=1e9, phi=0.5, q=12, **kw
+    ),
+    "hsja": lambda **kw: HopSkipJump(q=6, max_q=12, **kw),
+    "temporal+spatial/hsja@dct:2": lambda **kw: make_attack(
+        "temporal+spatial", optimizer="hsja@dct:2", omega=1e9, phi=0.5, q=6, max_q=12, **kw
     ),
 }
 

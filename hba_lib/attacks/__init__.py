@@ -2,6 +2,8 @@
 
 - :class:`~hba_lib.attacks.opt_attack.OptAttack`: Opt-attack for videos, the paper's baseline.
 - :class:`~hba_lib.attacks.sign_opt.SignOPT`: Sign-OPT, one query a probe, on the same masks.
+- :class:`~hba_lib.attacks.hsja.HopSkipJump`: HopSkipJump's boundary steps, on the same masks
+  (with probes in a low-frequency subspace: QEBA's method).
 - :class:`~hba_lib.attacks.heuristic.HeuristicAttack`: Algorithm 2 (saliency, key frames, any
   optimizer); :func:`~hba_lib.attacks.heuristic.make_attack` builds the paper's configurations.
 - ``hba_lib.attacks.peers``: ART's Sign-OPT and HopSkipJump through the same counting oracle
@@ -25,6 +27,7 @@ from hba_lib.attacks.heuristic import (
     make_attack,
     make_optimizer,
 )
+from hba_lib.attacks.hsja import HopSkipJump, HopSkipJumpConfig
 from hba_lib.attacks.opt_attack import OPT_PRESETS, OptAttack, OptAttackConfig, run_search
 from hba_lib.attacks.sign_opt import SignOPT, SignOPTConfig
 
@@ -34,6 +37,8 @@ __all__ = [
     "attack_set",
     "HeuristicAttack",
     "HeuristicConfig",
+    "HopSkipJump",
+    "HopSkipJumpConfig",
     "make_attack",
     "make_optimizer",
     "OPTIMIZERS",

@@ -57,6 +57,7 @@ from hba_lib.oracle.queries import (
     targeted_initial_search,
     untargeted_initial_search,
 )
+from hba_lib.oracle.subspace import Subspace, parse_subspace
 
 
 @dataclass
@@ -77,9 +78,12 @@ class AttackConfig:
       bisection noise (``docs/algorithm.md``, "Measured").
     - ``grad_scale``: the gradient estimate is multiplied by this (the authors' code: ``d = 15``).
     - ``eta_reset``: ``eta`` after a collapse (``None``: back to ``eta``; the authors' code: 1.0).
-    - ``probe_scale``: 1 for the papers' i.i.d. Gaussian probes; ``s > 1`` draws them on a grid
-      ``s`` times coarser in H and W, upsampled bilinearly (:func:`~hba_lib.oracle.queries.
-      random_directions`): smooth probes in an ``s**2`` times smaller space.
+    - ``subspace``: where the random probes are drawn (:mod:`hba_lib.oracle.subspace`):
+      ``None`` (the papers' i.i.d. Gaussian probes, every preset's default), ``"resize:S"``
+      (Gaussian on a grid ``S`` times coarser in H and W, upsampled: QEBA's probes),
+      ``"dct:K"`` (a low band of a 3-D DCT); ``":R"`` appended also reduces T by ``R``.
+      Probes are masked after they are drawn, so they stay in the mask.
+    - ``probe_scale``: the older name of ``subspace="resize:S"`` (1: off).
     - ``max_beta_decays``: stop after ``beta`` has been divided by 10 this many times.
     - ``max_iter``: iteration limit. ``query_budget``: the most queries one attack on one video
       spends (``None``: unlimited), whatever the oracle's own budget (which also holds).
@@ -111,13 +115,32 @@ class AttackConfig:
     grad_scale: float = 1.0
     eta_reset: float | None = None
     probe_scale: int = 1
+    subspace: str | None = None
 
-    def search_tol(self, beta: float, g: float, free: int) -> float:
+    def __post_init__(self) -> None:
+        space = parse_subspace(self.subspace)  # a clear error for a bad name, before any query
+        if self.probe_scale > 1 and not space.is_full:
+            raise ValueError("give either probe_scale or subspace, not both")
+
+    def probe_space(self) -> Subspace:
+        """The subspace the random probes are drawn in (``probe_scale`` folded in)."""
+        if self.probe_scale > 1:
+            return Subspace("resize", self.probe_scale)
+        return parse_subspace(self.subspace)
+
+    def probe_dim(self, free: int, shape: tuple[int, ...]) -> float:
+        """The dimension the probes span: ``free`` values the attack may change, divided by
+        the subspace's reduction for a video of ``shape``."""
+        return max(free / self.probe_space().reduction(tuple(shape)), 1.0)
+
+    def search_tol(self, beta: float, g: float, free: int, shape=None) -> float:
         """The optimisation's bisection tolerance at probe step ``beta`` and distance ``g``
-        (``free``: values the attack may change; smooth probes span ``free / probe_scale**2``)."""
+        (``free``: values the attack may change; probes in a subspace span fewer)."""
         if self.tol_rel is None or not math.isfinite(g):
             return self.tol
-        return self.tol_rel * beta * g / math.sqrt(max(free / self.probe_scale**2, 1))
+        if shape is None or parse_subspace(self.subspace).is_full:  # probe_scale: H and W only
+            return self.tol_rel * beta * g / math.sqrt(max(free / self.probe_scale**2, 1))
+        return self.tol_rel * beta * g / math.sqrt(self.probe_dim(free, shape))
 
 
 def validate_mask_init(

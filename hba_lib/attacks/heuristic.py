@@ -12,7 +12,9 @@ The paper's three configurations are presets (:data:`PRESETS`): ``opt`` (no heur
 paper's defaults (untargeted omega 3, phi 0.6; targeted omega 30, phi 0.8). The optimizer is
 one argument: ``opt`` (Opt-attack with the paper's constants), ``opt-authors`` (the authors'
 code's constants), ``opt-relative`` (Opt-attack with a signal-relative tolerance) or
-``sign-opt`` (Sign-OPT, one query a probe). :func:`make_attack` builds any combination.
+``sign-opt`` (Sign-OPT, one query a probe) or ``hsja`` (HopSkipJump's boundary steps), each
+optionally with probes in a low-frequency subspace (``"hsja@resize:4"``: QEBA's method on the
+masks). :func:`make_attack` builds any combination.
 
 Query accounting: saliency costs none; frame importance and the key-frame search are
 initialisation queries (``init``), like the candidates' classes and boundary searches.
@@ -26,6 +28,7 @@ from dataclasses import asdict, dataclass
 import torch
 
 from hba_lib.attacks.base import AttackConfig, AttackState, BoundaryAttack, QueryAttack
+from hba_lib.attacks.hsja import HopSkipJump
 from hba_lib.attacks.opt_attack import OPT_PRESETS, OptAttack, OptAttackConfig
 from hba_lib.attacks.sign_opt import SignOPT
 from hba_lib.heuristics.key_frames import ACCEPTANCE_RULES, TRIALS, select_key_frames
@@ -34,8 +37,11 @@ from hba_lib.oracle.goals import Goal
 from hba_lib.oracle.queries import (
     QueryProcess,
 )
+from hba_lib.oracle.subspace import parse_subspace
 
-OPTIMIZERS = ("opt", "opt-authors", "opt-relative", "sign-opt")
+OPTIMIZERS = ("opt", "opt-authors", "opt-relative", "sign-opt", "hsja")
+"""Optimizer names for :func:`make_optimizer`; any of them may carry a probe subspace after an
+``@`` (``"hsja@resize:4"``, ``"sign-opt@dct:4"``: :mod:`hba_lib.oracle.subspace`)."""
 
 PRESETS: dict[str, dict[bool, dict[str, float | None]]] = {
     "opt": {False: {"omega": None, "phi": 1.0}, True: {"omega": None, "phi": 1.0}},
@@ -47,13 +53,28 @@ PRESETS: dict[str, dict[bool, dict[str, float | None]]] = {
 
 
 def make_optimizer(name: str = "opt", **overrides) -> BoundaryAttack:
-    """An optimizer by name (:data:`OPTIMIZERS`), with constant overrides."""
-    if name == "sign-opt":
-        return SignOPT(**overrides)
-    presets = {"opt": "paper", "opt-authors": "authors", "opt-relative": "relative"}
-    if name not in presets:
-        raise ValueError(f"unknown optimizer {name!r}; expected one of {OPTIMIZERS}")
-    return OptAttack(OptAttackConfig(**OPT_PRESETS[presets[name]]), **overrides)
+    """An optimizer by name (:data:`OPTIMIZERS`), with constant overrides; ``name@subspace``
+    draws its probes in that subspace (``"hsja@resize:4"`` is QEBA's method)."""
+    base, _, subspace = name.partition("@")
+    if subspace:
+        if "subspace" in overrides:
+            raise ValueError(f"optimizer {name!r} names a subspace; do not pass subspace= too")
+        parse_subspace(subspace)  # a clear error for a bad name
+        overrides["subspace"] = subspace
+    if base == "sign-opt":
+        optimizer: BoundaryAttack = SignOPT(**overrides)
+    elif base == "hsja":
+        optimizer = HopSkipJump(**overrides)
+    else:
+        presets = {"opt": "paper", "opt-authors": "authors", "opt-relative": "relative"}
+        if base not in presets:
+            raise ValueError(f"unknown optimizer {name!r}; expected one of {OPTIMIZERS}, "
+                             "optionally with '@subspace'")  # fmt: skip
+        optimizer = OptAttack(OptAttackConfig(**OPT_PRESETS[presets[base]]), **overrides)
+    space = optimizer.config.probe_space()
+    if not space.is_full:
+        optimizer.name = f"{optimizer.name} [{space.spec}]"
+    return optimizer
 
 
 @dataclass

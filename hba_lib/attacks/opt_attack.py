@@ -124,8 +124,9 @@ class OptAttack(BoundaryAttack):
         search; the best probe wins if it beats the line search. False if every probe failed."""
         cfg = self.config
         theta, g2, beta = st.theta, st.g, sched.beta
-        tol = cfg.search_tol(beta, g2, free)
-        u = random_directions(cfg.q, tuple(st.x.shape), generator, st.mask, cfg.probe_scale)
+        tol = cfg.search_tol(beta, g2, free, tuple(st.x.shape))
+        u = random_directions(cfg.q, tuple(st.x.shape), generator, st.mask,
+                              subspace=cfg.probe_space())  # fmt: skip
         probes = normalize(theta.unsqueeze(0) + beta * u, st.mask)
         searches = [local_search(g2, tol, cap, cfg.grow, cfg.shrink) for _ in range(cfg.q)]
         g1 = yield from self._search_many(st, goal, probes, searches, "optimisation")

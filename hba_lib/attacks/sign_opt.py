@@ -69,7 +69,8 @@ class SignOPT(BoundaryAttack):
     ):  # fmt: skip
         """One batched call of ``q`` sign queries; returns the averaged ``sign * u``."""
         cfg = self.config
-        u = random_directions(cfg.q, tuple(st.x.shape), generator, st.mask, cfg.probe_scale)
+        u = random_directions(cfg.q, tuple(st.x.shape), generator, st.mask,
+                              subspace=cfg.probe_space())  # fmt: skip
         probes = normalize(theta.unsqueeze(0) + beta * u, st.mask)
         ans = yield from self._ask(st, points(st.x, probes, [g] * cfg.q, clip=False),
                                    "optimisation")  # fmt: skip
@@ -85,7 +86,7 @@ class SignOPT(BoundaryAttack):
     ):  # fmt: skip
         """One Sign-OPT iteration: ``q`` sign queries in one call, then the line search."""
         grad = yield from self.sign_gradient(st, goal, st.theta, st.g, sched.beta, generator)
-        tol = self.config.search_tol(sched.beta, st.g, free)
+        tol = self.config.search_tol(sched.beta, st.g, free, tuple(st.x.shape))
         st.theta, st.g, sched.eta = yield from self.line_search(
             st, goal, st.theta, st.g, grad, sched.eta, tol, cap
         )

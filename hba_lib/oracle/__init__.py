@@ -4,6 +4,7 @@ processes (the searches for ``g(theta)``) and the distances of a perturbation.
 - :mod:`hba_lib.oracle.core`: :class:`Oracle`, the only thing an attack touches.
 - :mod:`hba_lib.oracle.goals`: untargeted / targeted success.
 - :mod:`hba_lib.oracle.queries`: query processes and Opt-attack's boundary searches.
+- :mod:`hba_lib.oracle.subspace`: low-frequency subspaces the random probes are drawn in.
 - :mod:`hba_lib.oracle.distances`: MAP, MAP*, L2, L-inf, sparsity S.
 - :mod:`hba_lib.oracle.closest`: the closest adversarial video seen, what a cut attack returns.
 - :mod:`hba_lib.oracle.remote`: :class:`~hba_lib.oracle.remote.RemoteOracle`, the oracle of a

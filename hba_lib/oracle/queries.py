@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from hba_lib.oracle import Answer
+from hba_lib.oracle.subspace import Subspace, parse_subspace
 
 
 class Request(NamedTuple):
@@ -164,27 +165,23 @@ def random_directions(
     generator: torch.Generator,
     mask: torch.Tensor | None = None,
     scale: int = 1,
+    subspace: Subspace | str | None = None,
 ) -> torch.Tensor:
     """``n`` random unit directions ``[n, C, T, H, W]``, zero outside ``mask``.
 
-    ``scale = 1``: i.i.d. Gaussian values (the papers' probes). ``scale = s > 1``: Gaussian on a
-    grid ``s`` times coarser in H and W, upsampled bilinearly, so each probe is spatially smooth
-    and the search lives in a space ``s**2`` times smaller (as QEBA and HopSkipJump's
-    dimension-reduced variants do on images). Either way the probes are masked before they
-    are normalised, so no probe changes a pixel outside ``mask``.
+    ``subspace`` (:mod:`hba_lib.oracle.subspace`; ``None``: the full space) is where they are
+    drawn: i.i.d. Gaussian values (the papers' probes), or Gaussian in a low-frequency subspace
+    (``"resize:S"``: on a grid ``S`` times coarser in H and W, upsampled bilinearly, as QEBA;
+    ``"dct:K"``: a low band of a 3-D DCT). ``scale = s > 1`` is the older name of
+    ``"resize:s"``. Either way the probes are masked before they are normalised, so no probe
+    changes a pixel outside ``mask``.
     """
-    device = generator.device
-    if scale <= 1:
-        u = torch.randn((n, *shape), generator=generator, device=device)
-    else:
-        c, t, h, w = shape
-        coarse = torch.randn((n, c, t, -(-h // scale), -(-w // scale)), generator=generator,
-                             device=device)  # fmt: skip
-        u = torch.nn.functional.interpolate(
-            coarse.reshape(n * c, t, *coarse.shape[-2:]), size=(h, w), mode="bilinear",
-            align_corners=False,
-        ).reshape(n, c, t, h, w)  # fmt: skip
-    return normalize(u, mask)
+    space = parse_subspace(subspace)
+    if scale > 1:
+        if not space.is_full:
+            raise ValueError("give either scale (probe_scale) or subspace, not both")
+        space = Subspace("resize", scale)
+    return normalize(space.sample(n, tuple(shape), generator), mask)
 
 
 def search_process(

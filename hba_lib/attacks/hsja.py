@@ -1,0 +1,178 @@
+"""HopSkipJump's boundary steps (Chen, Jordan, Wainwright, IEEE S&P 2020) on hba's masks; with
+probes in a low-frequency subspace it is QEBA's method (Li et al., CVPR 2020) on the masks.
+
+Opt-attack and Sign-OPT search over unit directions ``theta`` and move by a line search on
+``g(theta)``. HopSkipJump moves a *point on the boundary* instead, with three steps an
+iteration ``t`` (``t = 1, 2, ...``), all on the same ``g(theta)`` bookkeeping as the others
+(``x_b = x + g * theta`` is the boundary point, on its adversarial side):
+
+1. **Sign estimate at the boundary point.** ``n_t = min(q * sqrt(t), max_q)`` unit probes
+   ``u_k`` (masked, optionally in a low-frequency subspace), one batched oracle call at
+   ``x_b + delta * u_k``; with ``phi_k = +1`` when adversarial and ``-1`` when not,
+
+       v = mean_k (phi_k - mean(phi)) * u_k          (the baseline removes the sign bias)
+
+   estimates the boundary's normal, pointing into the adversarial side.
+2. **Geometric step size.** ``eps = ||x_b - x|| / sqrt(t)``, halved until ``x_b + eps * v`` is
+   adversarial (one query a try).
+3. **Bisection back to the boundary** on the segment from ``x`` to that point: the new
+   ``(theta, g)``. The step went *away* from ``x`` along the normal; where the boundary curves,
+   the bisection then lands closer to ``x``.
+
+HopSkipJump's own constants (``gamma`` = 1): the bisection stops at a relative width
+``gamma / d**1.5`` and the probes' radius is ``delta = sqrt(d) * (gamma / d**1.5) * ||x_b - x||``
+(``0.1`` at the first iteration), ``d`` the dimension the probes span: the free values of the
+mask divided by the subspace's reduction. ``min_width`` floors the bisection's relative width:
+below float32's resolution more halvings query the same video again.
+
+Everything else is shared with the other optimizers (``hba_lib.attacks.base``): the
+initialisation from candidate videos (the same start as Opt-attack's), masks, ``init=`` and
+``initialiser=`` (Algorithm 2 plugs in there), exact counting under ``query_budget``, lockstep
+batching across videos in ``run_many``, and the output: the closest adversarial video queried,
+checked once more.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import torch
+
+from hba_lib.attacks.base import AttackConfig, AttackState, BoundaryAttack
+from hba_lib.oracle import BudgetExhausted
+from hba_lib.oracle.goals import Goal
+from hba_lib.oracle.queries import bisect, normalize, random_directions
+
+
+@dataclass
+class HopSkipJumpConfig(AttackConfig):
+    """HopSkipJump's constants (L2): ``q`` = 100 probes at the first iteration (``init_eval``),
+    growing as ``q * sqrt(t)`` up to ``max_q`` = 1,000 (``max_eval``, as the ART peer runs);
+    ``gamma`` = 1 (bisection width and probe radius); ``first_delta`` = 0.1 (the probes'
+    L2 radius at the first iteration); ``min_width`` = 1e-6 (floor of the bisection's relative
+    width); ``max_halvings`` = 25 (geometric step tries); ``max_stalls`` = 3 (iterations in a
+    row that find no adversarial step: converged). ``subspace`` as every optimizer's."""
+
+    q: int = 100
+    max_q: int = 1000
+    gamma: float = 1.0
+    first_delta: float = 0.1
+    min_width: float = 1e-6
+    max_halvings: int = 25
+    max_stalls: int = 3
+
+
+class HopSkipJump(BoundaryAttack):
+    """HopSkipJump's geometric steps on ``g(theta)`` (module docstring); same interface as
+    Opt-attack and Sign-OPT (``run``, ``run_many``, ``process`` with ``mask``, ``init`` and
+    ``initialiser``)."""
+
+    name = "HopSkipJump"
+
+    def __init__(self, config: AttackConfig | None = None, **overrides) -> None:
+        cfg = config or HopSkipJumpConfig()
+        if not isinstance(cfg, HopSkipJumpConfig):  # another attack's config: keep its values
+            cfg = HopSkipJumpConfig(**asdict(cfg))
+        self.config = HopSkipJumpConfig(**{**asdict(cfg), **overrides})
+        if self.config.q < 1 or self.config.max_q < self.config.q:
+            raise ValueError(f"need 1 <= q <= max_q, got q={self.config.q}, "
+                             f"max_q={self.config.max_q}")  # fmt: skip
+        if not self.config.gamma > 0:
+            raise ValueError(f"gamma must be > 0, got {self.config.gamma}")
+
+    # -- the three steps ------------------------------------------------------------------------
+    def width(self, dim: float) -> float:
+        """The bisection's relative width: HopSkipJump's ``gamma / d**1.5``, floored."""
+        return max(self.config.gamma / dim**1.5, self.config.min_width)
+
+    def to_boundary(self, st: AttackState, goal: Goal, theta: torch.Tensor, hi: float, dim: float):
+        """Bisect ``[0, hi]`` along ``theta`` (``x + hi * theta`` adversarial) to the relative
+        width; returns ``g``."""
+        search = bisect(0.0, hi, self.width(dim) * hi)
+        return (yield from self._search_one(st, goal, theta, search, "optimisation"))
+
+    def normal(self, st: AttackState, goal: Goal, x_b: torch.Tensor, n: int, delta: float,
+               generator: torch.Generator):  # fmt: skip
+        """The sign estimate of the boundary's normal at ``x_b`` from ``n`` probes (one call),
+        unit norm, in the mask; ``None`` when it vanishes."""
+        cfg = self.config
+        u = random_directions(n, tuple(st.x.shape), generator, st.mask,
+                              subspace=cfg.probe_space())  # fmt: skip
+        pts = (x_b.unsqueeze(0) + delta * u).clamp_(0.0, 1.0)
+        ans = yield from self._ask(st, pts, "optimisation")
+        u = (pts - x_b.unsqueeze(0)) / delta  # what was queried, clipping included
+        phi = goal.is_adversarial(ans.labels).to(u.device, u.dtype) * 2.0 - 1.0
+        mean = float(phi.mean())
+        w = phi - mean if abs(mean) < 1.0 else phi  # all one sign: HopSkipJump's +-mean(u)
+        v = (w.view(-1, 1, 1, 1, 1) * u).mean(0)
+        if not bool(torch.isfinite(v).all()) or float(torch.linalg.vector_norm(v)) == 0.0:
+            return None
+        return normalize(v, st.mask)
+
+    def geometric_step(self, st: AttackState, goal: Goal, x_b: torch.Tensor, v: torch.Tensor,
+                       eps: float):  # fmt: skip
+        """Halve ``eps`` until ``x_b + eps * v`` is adversarial; that point (as queried), or
+        ``None`` after ``max_halvings`` tries."""
+        for _ in range(self.config.max_halvings):
+            pt = (x_b + eps * v).clamp_(0.0, 1.0).unsqueeze(0)
+            ans = yield from self._ask(st, pt, "optimisation")
+            if bool(goal.is_adversarial(ans.labels)[0]):
+                return pt[0]
+            eps /= 2.0
+        return None
+
+    def probes_for(self, st: AttackState, t: int, dim: float) -> int:
+        """Probes at iteration ``t``: ``q * sqrt(t)`` up to ``max_q``, and no more than the
+        budget leaves after the step and the bisection that follow (raises when not even
+        ``q`` fit)."""
+        cfg = self.config
+        n = min(int(cfg.q * math.sqrt(t)), cfg.max_q)
+        if cfg.query_budget is None:
+            return n
+        after = math.ceil(math.log2(1.0 / self.width(dim))) + 4  # bisection and a few halvings
+        left = cfg.query_budget - st.queries - 1 - after  # one kept for the final check
+        if left < min(n, cfg.q):
+            raise BudgetExhausted(
+                f"attack's query budget exhausted: {st.queries} of {cfg.query_budget} used, "
+                f"too few left for an iteration ({min(n, cfg.q)} probes and {after} more)"
+            )
+        return min(n, left)
+
+    def optimise(self, st: AttackState, goal: Goal, generator: torch.Generator):
+        """HopSkipJump's iterations from ``st.theta`` (after one bisection to the boundary);
+        stop after ``max_iter`` iterations, ``max_stalls`` iterations in a row without an
+        adversarial step, or at the budget."""
+        cfg = self.config
+        dim = cfg.probe_dim(self._free(st), tuple(st.x.shape))
+        st.stop_reason = "max_iter"
+        st.g = yield from self.to_boundary(st, goal, st.theta, st.g, dim)
+        st.record()
+        stalls = 0
+        for t in range(1, cfg.max_iter + 1):
+            n = self.probes_for(st, t, dim)
+            x_b = (st.x + st.g * st.theta).clamp_(0.0, 1.0)
+            delta = cfg.first_delta if t == 1 else math.sqrt(dim) * self.width(dim) * st.g
+            v = yield from self.normal(st, goal, x_b, n, delta, generator)
+            moved = False
+            if v is not None:
+                pt = yield from self.geometric_step(st, goal, x_b, v, st.g / math.sqrt(t))
+                if pt is not None:
+                    p = pt - st.x
+                    if st.mask is not None:
+                        p = p * st.mask
+                    hi = float(torch.linalg.vector_norm(p))
+                    if hi > 0.0:
+                        theta = p / hi
+                        st.theta, st.g = theta, (yield from self.to_boundary(st, goal, theta, hi,
+                                                                             dim))  # fmt: skip
+                        moved = True
+            st.iterations = t
+            if moved:
+                stalls = 0
+                st.record()
+            else:
+                stalls += 1
+                if stalls >= cfg.max_stalls:
+                    st.stop_reason = "converged"
+                    break

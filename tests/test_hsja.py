@@ -1,0 +1,171 @@
+"""HopSkipJump's boundary steps in hba: exact counting, budgets in lockstep, masks, subspaces,
+and convergence to the known closest point of a linear model."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from hba_lib.attacks import HopSkipJump, make_attack
+from hba_lib.oracle import Oracle
+
+torch.set_num_threads(1)
+SHAPE = (3, 4, 8, 8)
+
+
+class Linear2(nn.Module):
+    """Class 1 iff w . x > b (float64 inside); counts every clip it evaluates."""
+
+    def __init__(self, w: torch.Tensor, b: float) -> None:
+        super().__init__()
+        self.register_buffer("w", w)
+        self.b = b
+        self.clips = 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.clips += x.shape[0]
+        s = (x.double().flatten(1) * self.w.double().flatten()).sum(1) - self.b
+        return torch.stack([-s, s], dim=1).float() * 50
+
+
+class Toy3(nn.Module):
+    """Three classes, a curved boundary; counts every clip it evaluates."""
+
+    def __init__(self, seed: int = 0) -> None:
+        super().__init__()
+        g = torch.Generator().manual_seed(seed)
+        self.register_buffer(
+            "a", torch.randn(3, math.prod(SHAPE), generator=g, dtype=torch.float64)
+        )
+        self.register_buffer(
+            "c", torch.randn(3, math.prod(SHAPE), generator=g, dtype=torch.float64)
+        )
+        self.clips = 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.clips += x.shape[0]
+        v = x.double().flatten(1).unsqueeze(1) - 0.5
+        return (torch.tanh(3 * v * self.a) * self.c).sum(-1).float()
+
+
+def linear_setup(seed: int = 0, margin: float = 2.0):
+    """x sits ``margin / ||w||`` from the hyperplane; candidates far across it."""
+    g = torch.Generator().manual_seed(seed)
+    w = torch.randn(SHAPE, generator=g)
+    x = 0.4 + 0.2 * torch.rand(SHAPE, generator=g)
+    b = float((w * x).sum()) + margin
+    r = torch.rand((6, *SHAPE), generator=g) * 2 - 1
+    candidates = (x + 0.35 * r + 0.06 * torch.sign(w)).clamp(0, 1)  # across, far from optimal
+    return Linear2(w, b), x, candidates
+
+
+def toy_setup(seed: int = 1):
+    model = Toy3(seed)
+    pool = torch.rand((40, *SHAPE), generator=torch.Generator().manual_seed(seed))
+    with torch.no_grad():
+        labels = model(pool).argmax(1)
+    model.clips = 0
+    x, y = pool[0], int(labels[0])
+    return model, x, y, pool[1:][labels[1:] != y][:6]
+
+
+def test_converges_toward_the_closest_point_of_a_hyperplane() -> None:
+    model, x, cands = linear_setup()
+    optimum = 2.0 / float(model.w.norm())  # distance from x to the hyperplane
+    oracle = Oracle(model)
+    res = HopSkipJump(max_iter=30).run(oracle, x, 0, candidates=cands)
+    start = res.trace[0].distance
+    assert res.success and res.label == 1
+    assert res.distance >= optimum * (1 - 1e-5)  # nothing adversarial is closer
+    assert start > 3 * optimum, "the start should be far from the optimum for this to mean much"
+    assert res.distance <= optimum * 1.1  # from 3.5 x to within 10 % of the closest point
+    # and in the right place: the perturbation points along the hyperplane's normal
+    p = (res.x_adv - x).flatten().double()
+    cos = float(p @ model.w.flatten().double() / (p.norm() * model.w.norm()))
+    assert cos > 0.9
+    assert res.queries == oracle.used == model.clips
+
+
+def test_in_a_mask_it_converges_toward_the_masked_optimum() -> None:
+    model, x, cands = linear_setup(seed=3)
+    mask = torch.zeros(1, *SHAPE[1:])
+    mask[:, 0:2] = 1  # two frames of four
+    wm = model.w * mask
+    optimum = 2.0 / float(wm.norm())  # the closest point that changes only the masked pixels
+    res = HopSkipJump(max_iter=30).run(Oracle(model), x, 0, candidates=cands, mask=mask)
+    outside = mask.expand(SHAPE) == 0
+    assert res.success and torch.equal(res.x_adv[outside], x[outside])
+    assert optimum * (1 - 1e-5) <= res.distance <= optimum * 1.1
+    # the unmasked optimum is closer: the mask really bound the search
+    assert res.distance > 1.2 * 2.0 / float(model.w.norm())
+
+
+@pytest.mark.parametrize("subspace", [None, "dct:2", "resize:2"])
+def test_counts_every_query_exactly(subspace) -> None:
+    model, x, y, cands = toy_setup()
+    oracle = Oracle(model)
+    res = HopSkipJump(max_iter=6, subspace=subspace).run(oracle, x, y, candidates=cands)
+    assert res.queries == oracle.used == model.clips == sum(res.queries_by_phase.values())
+    assert res.queries_by_phase == oracle.counts
+    assert res.queries_by_phase["optimisation"] > 100  # the probes were asked, and counted
+    assert res.success and res.label != y
+
+
+@pytest.mark.parametrize("budget", [1, 5, 40, 137, 400, 1234])
+def test_run_many_holds_every_videos_budget_and_returns_only_adversarial_videos(budget) -> None:
+    model = Toy3(2)
+    pool = torch.rand((60, *SHAPE), generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        labels = model(pool).argmax(1)
+    xs, ys = pool[:4], [int(v) for v in labels[:4]]
+    cands = [pool[10:][labels[10:] != y][:5] for y in ys]
+    model.clips = 0
+    oracle = Oracle(model)
+    attack = make_attack("opt", optimizer="hsja", query_budget=budget, q=20, max_q=60)
+    res = attack.run_many(oracle, xs, ys, candidates=cands, progress=False)
+    assert model.clips == oracle.used == sum(r.queries for r in res)
+    for r, x, y in zip(res, xs, ys):
+        assert r.queries <= budget
+        with torch.no_grad():
+            answered = int(model(r.x_adv.unsqueeze(0)).argmax(1)[0])
+        if r.success:  # a success is a video the model answers adversarial
+            assert answered != y and r.label == answered and r.distance > 0
+        else:
+            assert torch.equal(r.x_adv, x) or answered == y
+    if budget >= 400:
+        assert all(r.success and r.stop_reason == "budget_exhausted" for r in res)
+        assert all(r.queries >= budget - 60 for r in res)  # the end of the budget is used
+
+
+def test_same_seed_same_result_other_seed_other_path_and_lockstep_equals_one_by_one() -> None:
+    model, x, y, cands = toy_setup()
+    runs = [HopSkipJump(max_iter=5, seed=s).run(Oracle(model), x, y, candidates=cands)
+            for s in (3, 3, 4)]  # fmt: skip
+    assert torch.equal(runs[0].x_adv, runs[1].x_adv) and runs[0].queries == runs[1].queries
+    assert not torch.equal(runs[0].x_adv, runs[2].x_adv)
+    many = HopSkipJump(max_iter=5, seed=3).run_many(
+        Oracle(model), x[None], [y], candidates=[cands], progress=False
+    )[0]
+    assert torch.equal(many.x_adv, runs[0].x_adv) and many.queries == runs[0].queries
+
+
+def test_on_the_heuristic_masks_it_stays_in_the_mask() -> None:
+    model, x, y, cands = toy_setup()
+    attack = make_attack("temporal+spatial", optimizer="hsja@dct:2", omega=1e9, phi=0.5,
+                         q=20, max_q=40, max_iter=4)  # fmt: skip
+    oracle = Oracle(model)
+    res = attack.run(oracle, x, y, candidates=cands)
+    assert res.success and res.queries == oracle.used == model.clips
+    outside = res.mask.expand(SHAPE) == 0
+    assert torch.equal(res.x_adv[outside], x[outside]) and res.sparsity > 0.5
+    assert res.info["optimizer"] == "HopSkipJump [dct:2]"
+
+
+def test_bad_constants_are_clear_errors() -> None:
+    with pytest.raises(ValueError, match="q <= max_q"):
+        HopSkipJump(q=200, max_q=100)
+    with pytest.raises(ValueError, match="gamma"):
+        HopSkipJump(gamma=0)
