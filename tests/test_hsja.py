@@ -1,5 +1,6 @@
-"""HopSkipJump's boundary steps in hba: exact counting, budgets in lockstep, masks, subspaces,
-and convergence to the known closest point of a linear model."""
+"""HopSkipJump's boundary steps in hba, and CGBA's semicircular move on the same normal: exact
+counting, budgets in lockstep, masks, subspaces, and convergence to the known closest point of
+a linear model."""
 
 from __future__ import annotations
 
@@ -9,11 +10,12 @@ import pytest
 import torch
 from torch import nn
 
-from hba_lib.attacks import HopSkipJump, make_attack
+from hba_lib.attacks import HopSkipJump, SemicircleBoundary, make_attack
 from hba_lib.oracle import Oracle
 
 torch.set_num_threads(1)
 SHAPE = (3, 4, 8, 8)
+OPTIMIZERS = [HopSkipJump, SemicircleBoundary]
 
 
 class Linear2(nn.Module):
@@ -72,11 +74,12 @@ def toy_setup(seed: int = 1):
     return model, x, y, pool[1:][labels[1:] != y][:6]
 
 
-def test_converges_toward_the_closest_point_of_a_hyperplane() -> None:
+@pytest.mark.parametrize("cls", OPTIMIZERS)
+def test_converges_toward_the_closest_point_of_a_hyperplane(cls) -> None:
     model, x, cands = linear_setup()
     optimum = 2.0 / float(model.w.norm())  # distance from x to the hyperplane
     oracle = Oracle(model)
-    res = HopSkipJump(max_iter=30).run(oracle, x, 0, candidates=cands)
+    res = cls(max_iter=30).run(oracle, x, 0, candidates=cands)
     start = res.trace[0].distance
     assert res.success and res.label == 1
     assert res.distance >= optimum * (1 - 1e-5)  # nothing adversarial is closer
@@ -89,13 +92,14 @@ def test_converges_toward_the_closest_point_of_a_hyperplane() -> None:
     assert res.queries == oracle.used == model.clips
 
 
-def test_in_a_mask_it_converges_toward_the_masked_optimum() -> None:
+@pytest.mark.parametrize("cls", OPTIMIZERS)
+def test_in_a_mask_it_converges_toward_the_masked_optimum(cls) -> None:
     model, x, cands = linear_setup(seed=3)
     mask = torch.zeros(1, *SHAPE[1:])
     mask[:, 0:2] = 1  # two frames of four
     wm = model.w * mask
     optimum = 2.0 / float(wm.norm())  # the closest point that changes only the masked pixels
-    res = HopSkipJump(max_iter=30).run(Oracle(model), x, 0, candidates=cands, mask=mask)
+    res = cls(max_iter=30).run(Oracle(model), x, 0, candidates=cands, mask=mask)
     outside = mask.expand(SHAPE) == 0
     assert res.success and torch.equal(res.x_adv[outside], x[outside])
     assert optimum * (1 - 1e-5) <= res.distance <= optimum * 1.1
@@ -103,19 +107,23 @@ def test_in_a_mask_it_converges_toward_the_masked_optimum() -> None:
     assert res.distance > 1.2 * 2.0 / float(model.w.norm())
 
 
+@pytest.mark.parametrize("cls", OPTIMIZERS)
 @pytest.mark.parametrize("subspace", [None, "dct:2", "resize:2"])
-def test_counts_every_query_exactly(subspace) -> None:
+def test_counts_every_query_exactly(cls, subspace) -> None:
     model, x, y, cands = toy_setup()
     oracle = Oracle(model)
-    res = HopSkipJump(max_iter=6, subspace=subspace).run(oracle, x, y, candidates=cands)
+    res = cls(max_iter=6, subspace=subspace).run(oracle, x, y, candidates=cands)
     assert res.queries == oracle.used == model.clips == sum(res.queries_by_phase.values())
     assert res.queries_by_phase == oracle.counts
     assert res.queries_by_phase["optimisation"] > 100  # the probes were asked, and counted
     assert res.success and res.label != y
 
 
+@pytest.mark.parametrize("optimizer", ["hsja", "cgba@dct:2"])
 @pytest.mark.parametrize("budget", [1, 5, 40, 137, 400, 1234])
-def test_run_many_holds_every_videos_budget_and_returns_only_adversarial_videos(budget) -> None:
+def test_run_many_holds_every_videos_budget_and_returns_only_adversarial_videos(
+    optimizer, budget
+) -> None:
     model = Toy3(2)
     pool = torch.rand((60, *SHAPE), generator=torch.Generator().manual_seed(2))
     with torch.no_grad():
@@ -124,7 +132,7 @@ def test_run_many_holds_every_videos_budget_and_returns_only_adversarial_videos(
     cands = [pool[10:][labels[10:] != y][:5] for y in ys]
     model.clips = 0
     oracle = Oracle(model)
-    attack = make_attack("opt", optimizer="hsja", query_budget=budget, q=20, max_q=60)
+    attack = make_attack("opt", optimizer=optimizer, query_budget=budget, q=20, max_q=60)
     res = attack.run_many(oracle, xs, ys, candidates=cands, progress=False)
     assert model.clips == oracle.used == sum(r.queries for r in res)
     for r, x, y in zip(res, xs, ys):

@@ -15,7 +15,7 @@ import pytest
 import torch
 from torch import nn
 
-from hba_lib.attacks import HopSkipJump, OptAttack, SignOPT, make_attack
+from hba_lib.attacks import HopSkipJump, OptAttack, SemicircleBoundary, SignOPT, make_attack
 from hba_lib.oracle import Oracle, OracleUnavailable
 
 torch.set_num_threads(1)
@@ -93,6 +93,7 @@ ATTACKS = {
         "temporal+spatial", optimizer="sign-opt", omega=1e9, phi=0.5, q=12, **kw
     ),
     "hsja": lambda **kw: HopSkipJump(q=6, max_q=12, **kw),
+    "cgba": lambda **kw: SemicircleBoundary(q=6, max_q=12, **kw),
     "temporal+spatial/hsja@dct:2": lambda **kw: make_attack(
         "temporal+spatial", optimizer="hsja@dct:2", omega=1e9, phi=0.5, q=6, max_q=12, **kw
     ),

@@ -105,7 +105,7 @@ def test_a_bad_subspace_name_is_a_clear_error_before_any_query(bad: str) -> None
 
 
 def test_every_optimizer_takes_a_subspace_by_name() -> None:
-    for name in ("opt", "sign-opt", "hsja"):
+    for name in ("opt", "sign-opt", "hsja", "cgba"):
         opt = make_optimizer(f"{name}@dct:4")
         assert opt.config.subspace == "dct:4" and "[dct:4]" in opt.name
         assert make_optimizer(name).config.subspace is None

@@ -12,7 +12,8 @@ The paper's three configurations are presets (:data:`PRESETS`): ``opt`` (no heur
 paper's defaults (untargeted omega 3, phi 0.6; targeted omega 30, phi 0.8). The optimizer is
 one argument: ``opt`` (Opt-attack with the paper's constants), ``opt-authors`` (the authors'
 code's constants), ``opt-relative`` (Opt-attack with a signal-relative tolerance) or
-``sign-opt`` (Sign-OPT, one query a probe) or ``hsja`` (HopSkipJump's boundary steps), each
+``sign-opt`` (Sign-OPT, one query a probe), ``hsja`` (HopSkipJump's boundary steps) or
+``cgba`` (HopSkipJump's normal with CGBA's semicircular boundary search), each
 optionally with probes in a low-frequency subspace (``"hsja@resize:4"``: QEBA's method on the
 masks). :func:`make_attack` builds any combination.
 
@@ -28,7 +29,7 @@ from dataclasses import asdict, dataclass
 import torch
 
 from hba_lib.attacks.base import AttackConfig, AttackState, BoundaryAttack, QueryAttack
-from hba_lib.attacks.hsja import HopSkipJump
+from hba_lib.attacks.hsja import HopSkipJump, SemicircleBoundary
 from hba_lib.attacks.opt_attack import OPT_PRESETS, OptAttack, OptAttackConfig
 from hba_lib.attacks.sign_opt import SignOPT
 from hba_lib.heuristics.key_frames import ACCEPTANCE_RULES, TRIALS, select_key_frames
@@ -39,7 +40,7 @@ from hba_lib.oracle.queries import (
 )
 from hba_lib.oracle.subspace import parse_subspace
 
-OPTIMIZERS = ("opt", "opt-authors", "opt-relative", "sign-opt", "hsja")
+OPTIMIZERS = ("opt", "opt-authors", "opt-relative", "sign-opt", "hsja", "cgba")
 """Optimizer names for :func:`make_optimizer`; any of them may carry a probe subspace after an
 ``@`` (``"hsja@resize:4"``, ``"sign-opt@dct:4"``: :mod:`hba_lib.oracle.subspace`)."""
 
@@ -65,6 +66,8 @@ def make_optimizer(name: str = "opt", **overrides) -> BoundaryAttack:
         optimizer: BoundaryAttack = SignOPT(**overrides)
     elif base == "hsja":
         optimizer = HopSkipJump(**overrides)
+    elif base == "cgba":
+        optimizer = SemicircleBoundary(**overrides)
     else:
         presets = {"opt": "paper", "opt-authors": "authors", "opt-relative": "relative"}
         if base not in presets:

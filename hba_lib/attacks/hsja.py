@@ -139,10 +139,27 @@ class HopSkipJump(BoundaryAttack):
             )
         return min(n, left)
 
+    def move(self, st: AttackState, goal: Goal, x_b: torch.Tensor, v: torch.Tensor, t: int,
+             dim: float):  # fmt: skip
+        """HopSkipJump's move from the boundary point ``x_b`` along the normal ``v``: the
+        geometric step, then the bisection back to the boundary; the new ``(theta, g)``, or
+        ``None`` when no step was adversarial."""
+        pt = yield from self.geometric_step(st, goal, x_b, v, st.g / math.sqrt(t))
+        if pt is None:
+            return None
+        p = pt - st.x
+        if st.mask is not None:
+            p = p * st.mask
+        hi = float(torch.linalg.vector_norm(p))
+        if hi == 0.0:
+            return None
+        theta = p / hi
+        return theta, (yield from self.to_boundary(st, goal, theta, hi, dim))
+
     def optimise(self, st: AttackState, goal: Goal, generator: torch.Generator):
-        """HopSkipJump's iterations from ``st.theta`` (after one bisection to the boundary);
-        stop after ``max_iter`` iterations, ``max_stalls`` iterations in a row without an
-        adversarial step, or at the budget."""
+        """The iterations from ``st.theta`` (after one bisection to the boundary): the normal
+        at the boundary point, then :meth:`move`; stop after ``max_iter`` iterations,
+        ``max_stalls`` iterations in a row that could not move, or at the budget."""
         cfg = self.config
         dim = cfg.probe_dim(self._free(st), tuple(st.x.shape))
         st.stop_reason = "max_iter"
@@ -154,21 +171,10 @@ class HopSkipJump(BoundaryAttack):
             x_b = (st.x + st.g * st.theta).clamp_(0.0, 1.0)
             delta = cfg.first_delta if t == 1 else math.sqrt(dim) * self.width(dim) * st.g
             v = yield from self.normal(st, goal, x_b, n, delta, generator)
-            moved = False
-            if v is not None:
-                pt = yield from self.geometric_step(st, goal, x_b, v, st.g / math.sqrt(t))
-                if pt is not None:
-                    p = pt - st.x
-                    if st.mask is not None:
-                        p = p * st.mask
-                    hi = float(torch.linalg.vector_norm(p))
-                    if hi > 0.0:
-                        theta = p / hi
-                        st.theta, st.g = theta, (yield from self.to_boundary(st, goal, theta, hi,
-                                                                             dim))  # fmt: skip
-                        moved = True
+            new = None if v is None else (yield from self.move(st, goal, x_b, v, t, dim))
             st.iterations = t
-            if moved:
+            if new is not None:
+                st.theta, st.g = new
                 stalls = 0
                 st.record()
             else:
@@ -176,3 +182,50 @@ class HopSkipJump(BoundaryAttack):
                 if stalls >= cfg.max_stalls:
                     st.stop_reason = "converged"
                     break
+
+
+class SemicircleBoundary(HopSkipJump):
+    """HopSkipJump's normal estimate with CGBA's move (Reza et al., ICCV 2023): instead of a
+    step along the normal and a bisection back towards ``x``, a bisection over the angle of
+    the semicircle with diameter ``[x, x_b]`` in the plane of ``x_b - x`` and the normal.
+
+    With ``u = (x_b - x) / d`` (``d = ||x_b - x||``) and ``w`` the unit part of the normal
+    orthogonal to ``u``, the semicircle's points are ``x + d cos(a) (cos(a) u + sin(a) w)``,
+    ``a`` from 0 (``x_b``) to pi/2 (``x``), at distance ``d cos(a)`` from ``x``. Were the
+    boundary the hyperplane through ``x_b`` with the estimated normal, its closest point to
+    ``x`` would lie on this semicircle (Thales), at ``cos(a) = u . normal``; on a curved
+    boundary the bisection finds where the semicircle crosses it. One bisection an iteration,
+    no step size to choose."""
+
+    name = "CGBA"
+
+    def move(self, st: AttackState, goal: Goal, x_b: torch.Tensor, v: torch.Tensor, t: int,
+             dim: float):  # fmt: skip
+        """Bisect the semicircle's angle between ``x_b`` (adversarial) and ``x`` to the
+        relative width; the crossing's ``(theta, g)``, or ``None`` when it does not move."""
+        d = st.g
+        u = st.theta
+        w = v - (v * u).sum() * u
+        if st.mask is not None:
+            w = w * st.mask
+        wn = float(torch.linalg.vector_norm(w))
+        if wn == 0.0 or not math.isfinite(wn):
+            return None
+        w = w / wn
+        lo, hi = 0.0, math.pi / 2  # lo: adversarial (x_b), hi: not (x)
+        found = None
+        while hi - lo > self.width(dim):
+            a = (lo + hi) / 2.0
+            p = (st.x + (d * math.cos(a)) * (math.cos(a) * u + math.sin(a) * w)).clamp_(0.0, 1.0)
+            ans = yield from self._ask(st, p.unsqueeze(0), "optimisation")
+            if bool(goal.is_adversarial(ans.labels)[0]):
+                lo, found = a, p
+            else:
+                hi = a
+        if found is None:
+            return None
+        q = found - st.x
+        if st.mask is not None:
+            q = q * st.mask
+        g = float(torch.linalg.vector_norm(q))
+        return (q / g, g) if 0.0 < g < d else None
