@@ -94,8 +94,15 @@ def choose(rows: dict[str, dict[str, list[dict]]]) -> dict:
     mask = best.split(" / ")[0]
     config, _, acceptance = mask.partition(" [")
     variant = f"{config}:whole_video" if acceptance.startswith("whole-video") else f"{config}:paper"
-    return {"row": best, "mask": mask, "variant": variant, "optimizer": optimizer_of(best),
-            "spec": best.split(" / ")[-1], "subspace": sub, "score": table[0][0]}
+    return {
+        "row": best,
+        "mask": mask,
+        "variant": variant,
+        "optimizer": optimizer_of(best),
+        "spec": best.split(" / ")[-1],
+        "subspace": sub,
+        "score": table[0][0],
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
