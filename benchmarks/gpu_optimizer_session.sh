@@ -33,7 +33,9 @@ run_jobs() {  # one command a line on stdin, $jobs at a time
   xargs -d '\n' -P "$jobs" -I CMD bash -c CMD
 }
 
-# 1. tuning: masks x subspaces on training videos
+# 1. tuning: masks x subspaces on training videos (CHOICE='<json line>' skips it: a rerun of
+# the test phase with the choice an earlier run printed)
+if [ -z "${CHOICE:-}" ]; then
 t0=$(date +%s)
 for sub in $subs; do  # the full space first: the reference
   for o in hsja cgba; do
@@ -49,6 +51,9 @@ done | run_jobs
 echo "tuning: $(( $(date +%s) - t0 )) s" | tee -a "$out/env.txt"
 $py benchmarks/choose_optimizer.py "$out/tune" | tee "$out/choice.txt"
 choice=$(tail -1 "$out/choice.txt")
+else
+  choice=$CHOICE
+fi
 variant=$(echo "$choice" | $py -c "import json,sys; print(json.load(sys.stdin)['variant'])")
 spec=$(echo "$choice" | $py -c "import json,sys; print(json.load(sys.stdin)['spec'])")
 sub=$(echo "$choice" | $py -c "import json,sys; s=json.load(sys.stdin)['subspace']; print('' if s == 'full' else '@' + s)")
@@ -77,3 +82,5 @@ for m in c3d lrcn; do
 done | run_jobs
 echo "test: $(( $(date +%s) - t0 )) s" | tee -a "$out/env.txt"
 ls -l "$out/tune" "$out/test" | tee -a "$out/env.txt"
+# one archive of every record and log (a lent machine returns a limited number of files)
+[ -n "${ARCHIVE:-}" ] && tar czf "$ARCHIVE" -C "$out" . && echo "archive: $ARCHIVE"

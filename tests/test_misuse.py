@@ -345,6 +345,34 @@ def test_oracle_evaluates_with_cudnn_benchmark_off_and_restores_it() -> None:
         torch.backends.cudnn.benchmark = before
 
 
+def test_oracle_evaluates_without_tf32_and_restores_the_flags() -> None:
+    """Issue 22: TF32 (cuDNN's default on Ampere+) rounds a conv's inputs to ~1e-3, below which
+    HopSkipJump's probes live; the oracle turns it off for its forward and restores it."""
+
+    class Flags(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.lin = nn.Linear(math.prod(SHAPE), 3)
+            self.seen: list[tuple[bool, bool]] = []
+
+        def forward(self, x):
+            self.seen.append(
+                (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32)
+            )
+            return self.lin(x.flatten(1))
+
+    before = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    for flags in ((True, True), (True, False), (False, True)):
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = flags
+        try:
+            model = Flags()
+            oracle_for(model)(torch.rand(2, *SHAPE))
+            assert model.seen == [(False, False)]
+            assert (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32) == flags
+        finally:
+            torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = before
+
+
 # -- the ART peers ---------------------------------------------------------------------------
 peers = pytest.importorskip("hba_lib.attacks.peers")
 needs_art = pytest.mark.skipif(not peers.art_available(), reason="ART (extra 'peers') missing")

@@ -23,6 +23,7 @@ from hba_lib.oracle.core import (
     Oracle,
     OracleUnavailable,
     cudnn_benchmark,
+    exact_float32,
     query_jointly,
 )
 
@@ -36,5 +37,6 @@ __all__ = [
     "OracleUnavailable",
     "PHASES",
     "cudnn_benchmark",
+    "exact_float32",
     "query_jointly",
 ]
