@@ -169,3 +169,21 @@ def success_curve(
         best = best_within(r, budgets, field="map")
         hits += np.isfinite(best) & (best <= (np.inf if max_map is None else max_map))
     return hits / len(rs)
+
+
+# -- MAP against L2 --------------------------------------------------------------------------------
+def support_share(x: Any, x_adv: Any) -> float:
+    """rho: the share of the video's values that ``x_adv`` changes (0: none, 1: all)."""
+    import torch
+
+    diff = torch.as_tensor(x_adv).float() - torch.as_tensor(x).float()
+    return float((diff != 0).float().mean())
+
+
+def l2_from_map(map_value: float, numel: int, rho: float) -> float:
+    """``sqrt(N) * MAP / (255 * sqrt(rho))``: the L2 ([0, 1] units) of a perturbation of MAP
+    ``map_value`` (0-255) over ``N = numel`` values, spread evenly over a share ``rho`` of them;
+    by Cauchy-Schwarz the smallest L2 any perturbation of that MAP and support can have."""
+    if not 0.0 < rho <= 1.0:
+        raise ValueError(f"rho must be in (0, 1], got {rho}")
+    return float(np.sqrt(numel) * map_value / (255.0 * np.sqrt(rho)))

@@ -797,3 +797,118 @@ def adversarial_strip(x: torch.Tensor, x_adv: torch.Tensor, frames: Sequence[int
         fig = frame_strip([x, amplify(delta, gain), x_adv], row_labels=labels, frames=frames,
                           title=title, frame_size=1.1)  # fmt: skip
     return fig
+
+
+# -- notebook 10: beyond the paper (low-frequency probes, boundary steps, MAP against L2) -----------
+def probe_directions(rows: Mapping[str, tuple[torch.Tensor, Mapping[str, torch.Tensor]]],
+                     frame: int, title: str) -> plt.Figure:  # fmt: skip
+    """One frame of random probe directions: one row per ``rows`` entry (label -> (a video
+    ``[C, T, H, W]`` shown first, {probe name: probe ``[C, T, H, W]``})), one column per probe,
+    each amplified with its own gain on that frame (grey = 0)."""
+    labels = list(rows)
+    cols = 1 + max(len(p) for _, p in rows.values())
+    with style(0.8):
+        fig, axes = plt.subplots(len(labels), cols, figsize=(1.9 * cols, 1.9 * len(labels) + 0.5),
+                                 squeeze=False)  # fmt: skip
+        for r, label in enumerate(labels):
+            video, probes = rows[label]
+            axes[r, 0].imshow(as_frames(video)[frame].squeeze())
+            axes[r, 0].set_ylabel(label, fontsize=9, rotation=0, ha="right", va="center")
+            for c, (name, u) in enumerate(probes.items(), start=1):
+                shown = amplify(torch.as_tensor(u)[:, frame : frame + 1])
+                axes[r, c].imshow(as_frames(shown)[0].squeeze())
+                if r == 0:
+                    axes[r, c].set_title(name, fontsize=9)
+        axes[0, 0].set_title(f"frame t={frame}", fontsize=9)
+        for ax in axes.flat:
+            ax.set_xticks([])
+            ax.set_yticks([])
+            ax.grid(False)
+        fig.suptitle(title)
+        fig.tight_layout()
+    return fig
+
+
+def boundary_step_sketch(n_probes: int = 30, delta: float = 0.45, seed: int = 0) -> plt.Figure:
+    """One HopSkipJump iteration drawn on a 2-D toy: the adversarial region is a disc, ``x``
+    the origin; from the boundary point ``x_b``, ``n_probes`` probes at radius ``delta`` give
+    the sign estimate ``v`` of the normal, the geometric step goes to ``x_b + eps v`` (``eps =
+    ||x_b - x||``, halved until adversarial), and a bisection on the segment from ``x`` brings
+    it back to the boundary, closer to ``x``. A sketch of the geometry, computed here in 2-D;
+    the attack itself is ``hba_lib.attacks.hsja``."""
+    centre, radius = np.array([3.0, 0.0]), 2.0
+    inside = lambda p: np.linalg.norm(np.atleast_2d(p) - centre, axis=1) < radius  # noqa: E731
+    x = np.zeros(2)
+    a = np.deg2rad(118.0)
+    x_b = centre + radius * np.array([np.cos(a), np.sin(a)])
+    rng = np.random.default_rng(seed)
+    u = rng.standard_normal((n_probes, 2))
+    u /= np.linalg.norm(u, axis=1, keepdims=True)
+    phi = np.where(inside(x_b + delta * u), 1.0, -1.0)
+    v = ((phi - phi.mean())[:, None] * u).mean(0)
+    v /= np.linalg.norm(v)
+    eps = float(np.linalg.norm(x_b - x))
+    tries = [x_b + eps * v]
+    while not inside(tries[-1])[0] and len(tries) < 20:
+        eps /= 2.0
+        tries.append(x_b + eps * v)
+    step = tries[-1]
+    lo, hi = 0.0, 1.0  # bisection on x + s (step - x), s in [0, 1]
+    while hi - lo > 1e-6:
+        mid = (lo + hi) / 2
+        lo, hi = (lo, mid) if inside(x + mid * (step - x))[0] else (mid, hi)
+    new = x + hi * (step - x)
+    best = centre - radius * centre / np.linalg.norm(centre)
+    colours = palette(4)
+    with style(0.85):
+        fig, ax = plt.subplots(figsize=(6.4, 4.6))
+        ax.add_patch(plt.Circle(centre, radius, color=colours[2], alpha=0.18, lw=0))
+        ax.add_patch(plt.Circle(centre, radius, fill=False, color=colours[2], lw=1.5))
+        ax.text(*(centre + [0.3, -0.2]), "adversarial", color=colours[2], fontsize=9)
+        ax.scatter(
+            *(x_b + delta * u)[phi > 0].T, s=14, color=colours[2], label="probe: adversarial"
+        )
+        ax.scatter(*(x_b + delta * u)[phi < 0].T, s=14, color="0.5", label="probe: not adversarial")
+        ax.annotate("", xy=x_b + 0.9 * v, xytext=x_b,
+                    arrowprops={"arrowstyle": "->", "color": colours[3], "lw": 2})  # fmt: skip
+        ax.text(*(x_b + 0.9 * v + [0.08, 0.05]), "v", color=colours[3], fontsize=11)
+        for p in tries[:-1]:
+            ax.scatter(*p, marker="x", color="0.4", s=30)
+        ax.plot(*np.stack([x_b, step]).T, ls=":", color=colours[3])
+        ax.plot(*np.stack([x, step]).T, ls="--", color=colours[0], lw=1)
+        for p, name, c in [(x, "x (clean)", "k"), (x_b, "x_b (boundary point)", colours[1]),
+                           (step, "x_b + eps v", colours[3]), (new, "new boundary point", colours[0]),
+                           (best, "closest point", "k")]:  # fmt: skip
+            ax.scatter(*p, s=55, color=c, marker="*" if name == "closest point" else "o",
+                       zorder=4, label=name)  # fmt: skip
+        ax.plot(*np.stack([x, x_b]).T, color=colours[1], lw=1)
+        ax.set_aspect("equal")
+        ax.set(xlim=(-0.4, 5.3), ylim=(-2.3, 2.6),
+               title=f"one iteration: ||x_b - x|| = {np.linalg.norm(x_b - x):.2f} -> "
+                     f"{np.linalg.norm(new - x):.2f} (closest {np.linalg.norm(best - x):.2f})")  # fmt: skip
+        ax.legend(fontsize=7.5, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+        fig.tight_layout()
+    return fig
+
+
+def l2_against_map_bound(points: Mapping[str, tuple[np.ndarray, np.ndarray]],
+                         title: str) -> plt.Figure:  # fmt: skip
+    """Measured L2 against ``sqrt(N) MAP / (255 sqrt(rho))`` (the L2 of the same MAP spread
+    evenly over the same share ``rho`` of the values), one marker per video, one colour per
+    attack (``points``: name -> (predicted, measured)); the diagonal is equality, and no point
+    can lie below it (Cauchy-Schwarz)."""
+    markers = ["o", "s", "^", "D", "v", "P"]
+    with style(0.85):
+        fig, ax = plt.subplots(figsize=(7.6, 4.4))
+        allv = [v for pr, me in points.values() for v in (*pr, *me) if np.isfinite(v)]
+        lo, hi = (min(allv), max(allv)) if allv else (0.1, 1.0)
+        ax.plot([lo * 0.9, hi * 1.1], [lo * 0.9, hi * 1.1], ls="--", color="0.5",
+                label="equal magnitudes on the support")  # fmt: skip
+        for (name, (pred, meas)), colour, m in zip(points.items(), palette(len(points)),
+                                                   markers * 3):  # fmt: skip
+            ax.scatter(pred, meas, s=45, marker=m, color=colour, label=name, zorder=3)
+        ax.set(xlabel="sqrt(N) MAP / (255 sqrt(rho))", ylabel="measured L2 ([0, 1] units)",
+               title=title)  # fmt: skip
+        ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+        fig.tight_layout()
+    return fig

@@ -111,3 +111,24 @@ def test_time_counts_videos_run_together_once() -> None:
     c.started, c.wall_time = 200.0, 2.0  # c ran later
     assert metrics.elapsed_time([a, b, c]) == 12.0
     assert metrics.results_table({"A": [a, b, c]}).loc["A", "time s"] == 12.0
+
+
+def test_l2_from_map_is_the_evenly_spread_l2_and_a_lower_bound() -> None:
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(3, 4, 8, 8, generator=g) * 0.5 + 0.25
+    n = x.numel()
+    even = x.clone()
+    even.view(-1)[: n // 10] += 0.05  # 10 % of the values, all by the same amount
+    rho = metrics.support_share(x, even)
+    assert rho == pytest.approx((n // 10) / n)
+    l2 = float((even - x).norm())
+    assert metrics.l2_from_map(
+        metrics.mean_absolute_perturbation(x, even), n, rho
+    ) == pytest.approx(l2, rel=1e-4)
+    uneven = x.clone()
+    uneven.view(-1)[: n // 10] += 0.1 * torch.rand(n // 10, generator=g)
+    bound = metrics.l2_from_map(metrics.mean_absolute_perturbation(x, uneven), n,
+                                metrics.support_share(x, uneven))  # fmt: skip
+    assert bound <= float((uneven - x).norm()) * (1 + 1e-5)
+    with pytest.raises(ValueError, match="rho"):
+        metrics.l2_from_map(1.0, n, 0.0)

@@ -100,3 +100,23 @@ def test_real_clip_figures_label_what_the_model_said():
     assert labels[0].startswith("clean\nyoga") and labels[2].startswith("adversarial\ncontorting")
     assert labels[1].startswith("perturbation")
     plt.close(fig)
+
+
+def test_notebook_10_figures():
+    x = torch.rand(3, 4, 8, 8)
+    u = {"full": torch.randn(3, 4, 8, 8), "resize:4": torch.randn(3, 4, 8, 8)}
+    fig = viz.probe_directions({"whole video": (x, u), "masked": (x * 0.5, u)}, 2, "probes")
+    assert len(fig.axes) == 2 * 3 and fig.axes[1].get_title() == "full"
+    assert fig.axes[0].get_title() == "frame t=2"
+    plt.close(fig)
+    fig = viz.boundary_step_sketch(seed=0)
+    title = fig.axes[0].get_title()  # "... ||x_b - x|| = a -> b (closest c)": the step got closer
+    a, b = (float(s) for s in title.split("= ")[1].split(" (")[0].split(" -> "))
+    closest = float(title.split("closest ")[1].rstrip(")"))
+    assert closest <= b < a
+    plt.close(fig)
+    pts = {"a": (np.array([1.0, 2.0]), np.array([1.2, 2.5]))}
+    fig = viz.l2_against_map_bound(pts, "t")
+    assert fig.axes[0].get_ylabel().startswith("measured L2")
+    assert [t.get_text() for t in fig.axes[0].get_legend().get_texts()][-1] == "a"
+    plt.close(fig)
