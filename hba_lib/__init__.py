@@ -38,7 +38,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("metrics", ("hba_lib.metrics",)),
     ("experiments", ("hba_lib.experiments",)),
     ("figures", ("hba_lib.viz",)),
-    ("notebooks", ("hba_lib.exercises", "hba_lib.demo")),
+    ("notebooks", ("hba_lib.exercises", "hba_lib.demo", "hba_lib.book")),
 )
 """The layers in order, each with the modules (and packages) it holds; a module may import
 from its own layer and the layers before it only."""
