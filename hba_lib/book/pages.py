@@ -256,6 +256,7 @@ def book_notebook(nb: Notebook, executed: Path, needs: list[str] | None = None) 
     for i, cell in enumerate(book["cells"]):
         src = "".join(cell.get("source", ""))
         cell["source"] = src
+        cell.setdefault("id", f"cell-{i}")  # nbformat 4.5: every cell has an id
         if cell["cell_type"] == "markdown":
             for m in re.finditer(r"^#{2,3}\s+(.+)$", src, re.M):
                 section = m.group(1).strip()
@@ -273,6 +274,7 @@ def book_notebook(nb: Notebook, executed: Path, needs: list[str] | None = None) 
             ex = exercises.get(m.group(1))
             cells_out.append(_md_cell(exercise_block(ex, heading=False), f"book-{ex.id}"))
     book["cells"] = cells_out
+    book["nbformat"], book["nbformat_minor"] = 4, max(5, book.get("nbformat_minor", 5))
     book.get("metadata", {}).pop("widgets", None)
     return book
 
