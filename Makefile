@@ -11,7 +11,10 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check -e '.[dev,peers,ray,real,serve,book]'
-	npm install --prefix $(VENV)/book-npm --no-save --no-audit --no-fund --loglevel=error mathjax@3
+	@# the book's equations: MathJax 3 from npm, into the venv (make book copies it into the site)
+	@if command -v npm >/dev/null; then \
+	  npm install --prefix $(VENV)/book-npm --no-save --no-audit --no-fund --loglevel=error mathjax@3; \
+	else echo "make setup: no npm: make book needs MathJax 3 from npm (docs/notebooks.md)"; fi
 	@# the book's browser check: Debian's chromium and chromium-driver (as root; else see docs/notebooks.md)
 	@if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \

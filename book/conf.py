@@ -17,7 +17,7 @@ extensions = ["myst_nb", "sphinx_design", "hba_lib.book.sphinx_ext"]
 exclude_patterns = ["_notebook_files/**", "**.ipynb_checkpoints"]
 nb_execution_mode = "off"
 nb_ipywidgets_js = {}  # no require.js / widget manager from a CDN; widget outputs show their text
-nb_output_stderr = "remove-warn"  # stderr (tqdm bars, kernel notices) is not part of the story
+nb_output_stderr = "show"  # as in JupyterLab (the one line today: LiteRT says it made its CPU delegate)
 myst_enable_extensions = ["dollarmath", "amsmath", "colon_fence", "deflist"]
 myst_heading_anchors = 3  # [text](page.md#a-heading) links resolve, as on GitHub
 
@@ -41,8 +41,3 @@ html_static_path = ["_static"]
 html_last_updated_fmt = None
 html_show_sourcelink = False
 html_copy_source = False
-suppress_warnings = [
-    # docs pages and the README begin with their title at level 1, then use level 3 below a
-    # level-1 heading in a few places, as GitHub renders them: harmless for the book
-    "myst.header",
-]

@@ -180,7 +180,9 @@ def _only(problems: list[str], needle: str) -> None:
 def test_the_check_fails_on_a_broken_image(broken):
     page = broken / "docs" / "README.html"
     page.write_text(
-        page.read_text().replace("</main>", '<img src="../_static/x.png" alt="x"></main>', 1)
+        page.read_text().replace(
+            "</main>", '<img src="../_static/x.png" alt="a picture"></main>', 1
+        )
     )
     (broken / "_static" / "x.png").write_bytes(b"not a png at all")
     _only(check.check_site(broken, pages=[page]), "docs/README.html: image not decoded")

@@ -17,6 +17,7 @@ import contextlib
 import functools
 import http.server
 import os
+import re
 import shutil
 import tempfile
 import threading
@@ -207,8 +208,9 @@ def check_page(driver, site: Path, base: str, page: Path) -> list[str]:
     for src, width, alt in info["images"]:
         if not width:
             problems.append(f"{rel}: image not decoded: {src}")
-        if not (alt or "").strip():
-            problems.append(f"{rel}: image without alt text: {src}")
+        alt = (alt or "").strip()
+        if not alt or re.search(r"\.(png|jpe?g|gif|svg|webp)$", alt, re.I) or src.endswith(alt):
+            problems.append(f"{rel}: image without alt text (none, or its file name): {src}")
     for href in dict.fromkeys(info["links"]):
         if href.startswith(base + "/"):
             why = link_problem(site, base, href)
@@ -257,8 +259,10 @@ def check_toggle(
     from selenium.webdriver.common.by import By
 
     driver.get(f"{base}/{page}")
-    driver.execute_script("sessionStorage.clear(); localStorage.clear();")
-    driver.get(f"{base}/{page}")
+    driver.execute_script(
+        "document.querySelectorAll('.bd-sidebar-primary, .bd-sidebar-primary *')"
+        ".forEach(e => { e.scrollTop = 0; });"
+    )
     answers = [
         d
         for d in driver.find_elements(By.CSS_SELECTOR, "details")
@@ -278,7 +282,12 @@ def check_toggle(
     if box.get_attribute("open") is None or not body or not body[0].is_displayed():
         return [f"{page}: a click on the first answer's toggle does not show it"]
     if shot is not None:
-        driver.execute_script("window.scrollBy(0, -150);")
+        driver.execute_script(  # the question above its toggles, the page's top if it fits
+            "const r = arguments[0].getBoundingClientRect();"
+            "window.scrollTo(0, Math.max(0, r.top + window.scrollY - 600));",
+            box,
+        )
+        time.sleep(0.3)
         driver.save_screenshot(str(shot))
     return []
 
@@ -288,9 +297,11 @@ def screenshot(driver, base: str, page: str, out: Path, scroll_to: str | None = 
     from selenium.webdriver.common.by import By
 
     driver.get(f"{base}/{page}")
-    driver.execute_script("sessionStorage.clear(); localStorage.clear();")  # the theme keeps
-    driver.get(f"{base}/{page}")  # the sidebar's scroll from the pages checked before
     driver.execute_script(_PAGE_JS)
+    driver.execute_script(  # the theme keeps the sidebar's scroll from the pages checked before
+        "document.querySelectorAll('.bd-sidebar-primary, .bd-sidebar-primary *')"
+        ".forEach(e => { e.scrollTop = 0; });"
+    )
     if scroll_to:
         els = driver.find_elements(By.CSS_SELECTOR, scroll_to)
         if els:

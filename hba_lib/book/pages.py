@@ -215,19 +215,26 @@ def notebook_header(nb: Notebook, needs: list[str] | None = None) -> str:
     lines = [
         ":::{note}",
         f"**Run this session yourself.** Download {{download}}`{nb.stem}.ipynb "
-        f"<../{NOTEBOOK_FILES}/{nb.stem}.ipynb>` (no outputs; the source of truth is "
-        f"`notebooks/{nb.stem}.py`), then, in a clone of the repository after `make setup`:",
+        f"<../{NOTEBOOK_FILES}/{nb.stem}.ipynb>` (without outputs; its source is "
+        f"`notebooks/{nb.stem}.py`). In a clone of the repository, after `make setup`, read and "
+        "run it cell by cell, or run it whole at its defaults"
+        + (", or at paper scale:" if full.is_file() else ":"),
         "",
         "```bash",
-        f".venv/bin/jupyter lab notebooks/{nb.stem}.ipynb        # read and run it cell by cell",
-        f".venv/bin/papermill notebooks/{nb.stem}.ipynb runs/{nb.stem}.ipynb   # run it at its defaults",
+        f".venv/bin/jupyter lab notebooks/{nb.stem}.ipynb",
+        f".venv/bin/papermill notebooks/{nb.stem}.ipynb runs/{nb.number}.ipynb",
     ]
     if full.is_file():
         lines.append(
-            f".venv/bin/papermill notebooks/{nb.stem}.ipynb runs/{nb.stem}_full.ipynb "
-            f"-f params/{full.name}   # paper scale"
+            f".venv/bin/papermill notebooks/{nb.stem}.ipynb runs/{nb.number}_full.ipynb "
+            f"-f params/{full.name}"
         )
-    lines += ["```", "", "The outputs below are from one run at the defaults (`make book`).", ":::"]
+    lines += [
+        "```",
+        "",
+        "The outputs below come from one run at the defaults (`make book`).",
+        ":::",
+    ]
     if needs:
         lines += [
             "",
@@ -242,6 +249,9 @@ def notebook_header(nb: Notebook, needs: list[str] | None = None) -> str:
 
 
 def _figure_alt(name: str, section: str) -> str:
+    """A figure's alt text from its name (``03_g_theta_search``, or an f-string's
+    ``07_{vary}_{goal}``) and the section it is drawn in."""
+    name = re.sub(r"[{}]", "", name)
     pretty = name.split("_", 1)[1].replace("_", " ") if "_" in name else name
     return f"Figure {name}: {pretty}" + (f" (section: {section})" if section else "")
 
@@ -253,22 +263,33 @@ def book_notebook(nb: Notebook, executed: Path, needs: list[str] | None = None) 
     book = json.loads(Path(executed).read_text(encoding="utf-8"))
     cells_out = []
     section = ""
+    titled = False
     for i, cell in enumerate(book["cells"]):
         src = "".join(cell.get("source", ""))
+        if cell["cell_type"] == "code" and not src.strip() and not cell.get("outputs"):
+            continue  # an empty cell (jupytext leaves one before the title) shows nothing
         cell["source"] = src
         cell.setdefault("id", f"cell-{i}")  # nbformat 4.5: every cell has an id
         if cell["cell_type"] == "markdown":
             for m in re.finditer(r"^#{2,3}\s+(.+)$", src, re.M):
                 section = m.group(1).strip()
         elif cell["cell_type"] == "code":
-            for m in re.finditer(r"viz\.show\([^\n]*?[\"'](\d\d_[A-Za-z0-9_]+)[\"']\s*\)", src):
+            names = [
+                m.group(1)
+                for call in src.split("viz.show(")[1:]
+                for m in [re.search(r"f?[\"'](\d\d_[^\"'\n]+)[\"']\s*,?\s*\)", call)]
+                if m
+            ]
+            if names:  # myst-nb's alt text of the cell's images (else their file name)
                 meta = cell.setdefault("metadata", {}).setdefault("mystnb", {})
-                meta.setdefault("image", {})["alt"] = _figure_alt(m.group(1), section)
+                alt = "; ".join(_figure_alt(n, section) for n in dict.fromkeys(names))
+                meta.setdefault("image", {})["alt"] = alt
             for o in cell.get("outputs", []):  # tqdm widgets: keep their text, drop the widget
                 o.get("data", {}).pop("application/vnd.jupyter.widget-view+json", None)
         cells_out.append(cell)
-        if i == 0:
+        if cell["cell_type"] == "markdown" and not titled:  # after the title and introduction
             cells_out.append(_md_cell(notebook_header(nb, needs), "book-header"))
+            titled = True
         m = re.search(r"exercises\.check\(\s*[\"'](\d\d\.\d+)[\"']", src)
         if cell["cell_type"] == "code" and m:
             ex = exercises.get(m.group(1))
