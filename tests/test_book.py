@@ -219,3 +219,40 @@ def test_the_check_fails_when_the_search_or_a_toggle_breaks(broken):
     problems = check.check_site(broken, pages=[])
     assert any("search for 'omega'" in p for p in problems), problems
     assert any("no answer toggle" in p for p in problems), problems
+
+
+def test_a_page_built_without_its_inputs_says_what_it_needs(tmp_path):
+    nb = next(n for n in nbs.discover() if n.stem.startswith("09_"))
+    book = pages.book_notebook(nb, nb.ipynb, needs=["the model file: put it in ../shared/models"])
+    text = "\n".join(c["source"] for c in book["cells"] if c["cell_type"] == "markdown")
+    assert "built without this session's inputs" in text
+    assert "- the model file: put it in ../shared/models" in text
+    book = pages.book_notebook(nb, nb.ipynb, needs=[])
+    assert "built without" not in "\n".join(c["source"] for c in book["cells"])
+
+
+def test_each_notebook_page_links_its_ipynb_and_the_commands_and_toggles_its_exercises():
+    for nb in nbs.discover():
+        book = pages.book_notebook(nb, nb.ipynb)
+        header = book["cells"][1]["source"]
+        assert book["cells"][0]["source"].startswith(f"# {nb.number} · ")
+        assert f"<../{pages.NOTEBOOK_FILES}/{nb.stem}.ipynb>" in header
+        assert f"papermill notebooks/{nb.stem}.ipynb" in header
+        text = "\n".join(c["source"] for c in book["cells"])
+        for ex in exercises.exercises_for(nb.number):
+            assert f":::{{dropdown}} Answer ({ex.id})" in text, ex.id
+        assert all(c.get("id") for c in book["cells"])
+
+
+def test_make_demo_marks_its_copies_for_the_book(tmp_path):
+    from hba_lib import demo
+
+    nb = nbs.discover()[0]
+    out = tmp_path / nb.ipynb.name
+    out.write_text("{}")
+    demo._mark_for_book(nb.ipynb, out)
+    assert nbs.cached_copy(nb, tmp_path) == out
+    other = tmp_path / "renamed.ipynb"  # not the notebook's own name: not taken
+    other.write_text("{}")
+    demo._mark_for_book(nb.ipynb, other)
+    assert not (tmp_path / "renamed.sha256").exists()

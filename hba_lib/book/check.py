@@ -95,7 +95,8 @@ def chromium() -> Iterator:
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
-    os.environ.setdefault("SE_OFFLINE", "true")  # Selenium Manager must fetch nothing
+    offline = os.environ.get("SE_OFFLINE")
+    os.environ["SE_OFFLINE"] = "true"  # Selenium Manager must fetch nothing (restored below)
     profile = tempfile.mkdtemp(prefix="hba-chromium-")
     opts = webdriver.ChromeOptions()
     opts.binary_location = binary
@@ -103,14 +104,20 @@ def chromium() -> Iterator:
         opts.add_argument(flag)
     opts.add_argument(f"--user-data-dir={profile}")
     opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(service=Service(executable_path=driver_path), options=opts)
+    driver = None
     try:
+        driver = webdriver.Chrome(service=Service(executable_path=driver_path), options=opts)
         driver.set_window_size(WIDTH, HEIGHT)
         driver.set_page_load_timeout(60)
         yield driver
     finally:
-        driver.quit()
+        if driver is not None:
+            driver.quit()
         shutil.rmtree(profile, ignore_errors=True)
+        if offline is None:
+            os.environ.pop("SE_OFFLINE", None)
+        else:
+            os.environ["SE_OFFLINE"] = offline
 
 
 class _Ids(HTMLParser):
