@@ -232,22 +232,20 @@ def check_search(driver, base: str, term: str = SEARCH_TERM) -> tuple[list[str],
     from selenium.webdriver.support.ui import WebDriverWait
 
     driver.get(f"{base}/search.html?q={term}")
-    found: list[str] = []
 
-    def results(d):
-        links = d.execute_script(
-            "return Array.from(document.querySelectorAll('#search-results li a')).map(a => a.href)"
-        )
-        done = d.execute_script(
+    def finished(d):  # the summary line appears when the search is done, found or not
+        return d.execute_script(
             "const s = document.querySelector('#search-results .search-summary');"
             "return !!(s && s.textContent.trim())"
         )
-        return links if (links and done) else False
 
     try:
-        found = WebDriverWait(driver, 30).until(results)
+        WebDriverWait(driver, 30).until(finished)
     except Exception:  # noqa: BLE001 - a timeout is the finding
-        return [f"search for {term!r}: no results within 30 s"], []
+        return [f"search for {term!r}: no result summary within 30 s"], []
+    found = driver.execute_script(
+        "return Array.from(document.querySelectorAll('#search-results li a')).map(a => a.href)"
+    )
     pages = sorted({urlsplit(h).path[len(urlsplit(base).path) :].lstrip("/") for h in found})
     problems = [
         f"search for {term!r} does not list {p} (found: {', '.join(pages)})"
