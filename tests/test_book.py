@@ -260,3 +260,16 @@ def test_make_demo_marks_its_copies_for_the_book(tmp_path):
     other.write_text("{}")
     demo._mark_for_book(nb.ipynb, other)
     assert not (tmp_path / "renamed.sha256").exists()
+
+
+def test_a_sphinx_warning_fails_the_build(tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "index.md").write_text("# A page\n\nSee [the glossary](glossary.md) and $x^2$.\n")
+    (src / "glossary.md").write_text("---\norphan: true\n---\n# Glossary\n\nomega.\n")
+    build.sphinx(src, tmp_path / "html", log=lambda s: None)  # a clean page builds
+    assert (tmp_path / "html" / "_static" / "mathjax" / "tex-chtml.js").is_file()
+    (src / "index.md").write_text("# A page\n\nSee [a page that is not there](nowhere.md).\n")
+    with pytest.raises(RuntimeError, match="nowhere"):
+        build.sphinx(src, tmp_path / "html2", log=lambda s: None)
+    build.sphinx(src, tmp_path / "html3", strict=False, log=lambda s: None)  # warned, not failed

@@ -44,31 +44,40 @@ class Built:
     seconds_sphinx: float
 
 
+def sphinx(src: Path, out: Path, strict: bool = True, log=print) -> float:
+    """``sphinx-build`` of ``src`` into ``out`` with ``book/conf.py``; ``strict``: any warning
+    fails it (a RuntimeError quoting them; they are kept in ``out/../warnings.txt``). Returns
+    the seconds it took."""
+    warnings = Path(out).parent / WARNINGS.name
+    paths.ensure_dir(warnings.parent)
+    cmd = [sys.executable, "-m", "sphinx", "-b", "html", "-q", "-c", str(pages.BOOK_DIR)]
+    cmd += ["-W", "--keep-going"] if strict else []
+    cmd += ["-w", str(warnings), str(src), str(out)]
+    log(f"[book] {' '.join(cmd)}")
+    start = time.perf_counter()
+    done = subprocess.run(cmd, cwd=str(paths.REPO_ROOT), capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(
+            f"sphinx-build failed (exit {done.returncode}); its warnings ({warnings}):\n"
+            + (warnings.read_text() if warnings.is_file() else "")
+            + done.stderr[-4000:]
+        )
+    return time.perf_counter() - start
+
+
 def build(
     out: Path = HTML, src: Path = SRC, strict: bool = True, executed: dict[str, Path] | None = None,
     log=print,
 ) -> Built:  # fmt: skip
-    """Build the book into ``out`` (``strict``: any Sphinx warning fails the build, see the
-    allow-list ``suppress_warnings`` in ``book/conf.py``)."""
+    """Build the book into ``out`` from the notebooks executed at their defaults (``executed``:
+    stem -> ``.ipynb`` to use instead); ``strict``: any Sphinx warning fails the build."""
     notebooks = nbs.discover()
     start = time.perf_counter()
     executed = executed or nbs.executed_notebooks(notebooks, log=log)
     t_nb = time.perf_counter() - start
     needs = {nb.stem: nbs.needs_of(nb) for nb in notebooks}
     pages.write_source(Path(src), notebooks, executed, needs)
-    paths.ensure_dir(WARNINGS.parent)
-    cmd = [sys.executable, "-m", "sphinx", "-b", "html", "-q", "-c", str(pages.BOOK_DIR)]
-    cmd += ["-W", "--keep-going"] if strict else []
-    cmd += ["-w", str(WARNINGS), str(src), str(out)]
-    log(f"[book] {' '.join(cmd)}")
-    start = time.perf_counter()
-    done = subprocess.run(cmd, cwd=str(paths.REPO_ROOT))
-    t_sphinx = time.perf_counter() - start
-    if done.returncode != 0:
-        raise RuntimeError(
-            f"sphinx-build failed (exit {done.returncode}); its warnings: {WARNINGS}\n"
-            + (WARNINGS.read_text() if WARNINGS.is_file() else "")
-        )
+    t_sphinx = sphinx(Path(src), Path(out), strict, log)
     info = {"executed": {k: has_outputs(v) for k, v in executed.items()}, "needs": needs}
     (Path(out) / INFO).write_text(json.dumps(info, indent=1) + "\n")
     html = sorted(Path(out).rglob("*.html"))
