@@ -273,3 +273,13 @@ def test_a_sphinx_warning_fails_the_build(tmp_path):
     with pytest.raises(RuntimeError, match="nowhere"):
         build.sphinx(src, tmp_path / "html2", log=lambda s: None)
     build.sphinx(src, tmp_path / "html3", strict=False, log=lambda s: None)  # warned, not failed
+
+
+def test_the_check_fails_on_a_request_to_a_cdn(broken):
+    page = broken / "docs" / "README.html"
+    cdn = '<script src="https://cdn.jsdelivr.net/npm/mathjax@3/es5/tex-chtml.js"></script>'
+    page.write_text(page.read_text().replace("</body>", cdn + "</body>", 1))
+    problems = check.check_site(broken, pages=[page])
+    assert any(
+        "requests a resource from outside the site: https://cdn.jsdelivr.net" in p for p in problems
+    ), problems

@@ -1,10 +1,11 @@
 """The book checked in a real browser: headless Chromium (Debian's ``chromium`` and
 ``chromium-driver``) driven by Selenium, on the site served from 127.0.0.1.
 
-For every page: no JavaScript console error (a failed request is one), every ``<img>``
-decoded (``naturalWidth > 0``), every internal link to a file that exists and every
-``#anchor`` to an element of that id. Then the search finds ``omega`` on the pages that define
-it, and a toggle opens an answer. :func:`check_site` returns the problems found (empty: it
+For every page: no JavaScript console error (a failed request is one), no request outside
+the site (no CDN), every ``<img>`` decoded (``naturalWidth > 0``) with an alt text, every
+equation typeset, every internal link to a file that exists and every ``#anchor`` to an
+element of that id. Then the search finds ``omega`` on the pages that define it, and a
+toggle opens an answer. :func:`check_site` returns the problems found (empty: it
 passes) and, when asked, saves screenshots at 1280 px wide.
 
 Nothing is downloaded: the browser and its driver are the system's (``CHROMIUM``,
@@ -170,6 +171,7 @@ return Promise.all(imgs.map(i => i.complete ? null : new Promise(r => {
   .then(() => ({
     images: imgs.map(i => [i.currentSrc || i.src, i.naturalWidth, i.getAttribute('alt')]),
     links: Array.from(document.querySelectorAll('a[href]')).map(a => a.href),
+    requests: performance.getEntriesByType('resource').map(e => e.name),
     ready: document.readyState,
   }));
 """
@@ -218,6 +220,9 @@ def check_page(driver, site: Path, base: str, page: Path) -> list[str]:
         alt = (alt or "").strip()
         if not alt or re.search(r"\.(png|jpe?g|gif|svg|webp)$", alt, re.I) or src.endswith(alt):
             problems.append(f"{rel}: image without alt text (none, or its file name): {src}")
+    for url in dict.fromkeys(info["requests"]):  # the site is whole: nothing from elsewhere
+        if not url.startswith(base + "/") and not url.startswith(("data:", "blob:")):
+            problems.append(f"{rel}: requests a resource from outside the site: {url}")
     for href in dict.fromkeys(info["links"]):
         if href.startswith(base + "/"):
             why = link_problem(site, base, href)
