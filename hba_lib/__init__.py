@@ -18,7 +18,8 @@ upward import or a circle, naming it):
 8. ``metrics``: FR, MQ, results tables, traces and success curves over many results.
 9. ``experiments/``: resumable sweeps (local, Ray), their store, the paper's tables as data.
 10. ``viz``: every figure the notebooks show.
-11. ``exercises/``, ``demo``: the notebooks' exercises and the default run (``make demo``).
+11. ``exercises/``, ``demo``, ``book/``: the notebooks' exercises, the default run
+    (``make demo``) and the course as an HTML site checked in a browser (``make book``).
 
 Data flows as in the paper: clean video -> oracle (counts every query) -> initial direction ->
 masks (saliency, key frames) -> Opt-attack / Sign-OPT updates -> adversarial video -> metrics
@@ -38,7 +39,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("metrics", ("hba_lib.metrics",)),
     ("experiments", ("hba_lib.experiments",)),
     ("figures", ("hba_lib.viz",)),
-    ("notebooks", ("hba_lib.exercises", "hba_lib.demo")),
+    ("notebooks", ("hba_lib.exercises", "hba_lib.demo", "hba_lib.book")),
 )
 """The layers in order, each with the modules (and packages) it holds; a module may import
 from its own layer and the layers before it only."""

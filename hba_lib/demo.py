@@ -2,7 +2,9 @@
 
 The default run (no ``--params``) is the one that writes the committed ``figures/``: it sets
 ``HBA_FIGURES_DIR=figures`` for the notebooks' kernels. Executed notebooks go to ``runs/demo/``
-(git-ignored). ``python -m hba_lib.demo --params full`` uses each notebook's
+(git-ignored); each one run at the defaults gets a ``NN_name.sha256`` sidecar (the hash of
+its source), so that ``make book`` takes it instead of running the notebook again.
+``python -m hba_lib.demo --params full`` uses each notebook's
 ``params/NN_name_full.yaml`` and writes its figures beside its executed notebooks
 (``<out>/figures/``), never to ``figures/``.
 
@@ -125,8 +127,20 @@ def run(
             progress_bar=False,
         )
         print(f"[demo] {nb.name} done in {time.perf_counter() - start:.1f} s", flush=True)
+        if not flavour:  # at the defaults: `make book` may take this copy instead of a new run
+            _mark_for_book(nb, out)
         done.append(out)
     return done
+
+
+def _mark_for_book(notebook: Path, executed: Path) -> None:
+    """Write the sidecar (``NN_name.sha256``) that lets ``make book`` reuse this executed copy
+    while the notebook's source is unchanged (:mod:`hba_lib.book.notebooks`)."""
+    from hba_lib.book import notebooks as book_notebooks
+
+    for nb in book_notebooks.discover():
+        if nb.stem == notebook.stem and executed.name == notebook.name:
+            book_notebooks.mark_current(nb, executed)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -243,6 +243,15 @@ viz.show(viz.frame_strip(
 #   **S**: the sparsity, the share of each frame left out of the mask, averaged over frames.
 #   Opt-attack uses no mask, so MAP\* = MAP and S = 0 here; the heuristics change both.
 # - **time s**: the wall time of all the videos together (they ran in lockstep).
+#
+# Written out for one video, with $N$ its number of values, $M$ the values inside the mask
+# (all $N$ for Opt-attack), $T$ its frames and $\phi_t$ the share of frame $t$'s pixels in
+# the mask (the frames above show $x^{adv} - x$):
+#
+# $$\mathrm{MAP} = \frac{255}{N}\sum_{i=1}^{N} \left|x^{adv}_i - x_i\right|, \qquad
+# \mathrm{MAP}^* = \frac{255}{|M|}\sum_{i \in M} \left|x^{adv}_i - x_i\right|,$$
+#
+# $$S = 1 - \frac{1}{T}\sum_{t=1}^{T} \phi_t .$$
 
 # %%
 row_name = f"Opt-attack, {model_label}, {goal_name}"

@@ -110,3 +110,58 @@ def test_every_docs_page_is_linked_from_the_front_door_or_the_index():
     pages = sorted((ROOT / "docs").glob("*.md"))
     unlinked = [p.name for p in pages if p.resolve() not in reachable]
     assert not unlinked, f"docs pages no one links to (README.md or docs/README.md): {unlinked}"
+
+
+_HEADING = re.compile(r"^ {0,3}#{1,6}[ \t]+(.+?)[ \t#]*$", re.MULTILINE)
+
+
+def slug(heading: str) -> str:
+    """GitHub's anchor for a Markdown heading: lower case, punctuation dropped, spaces to '-'."""
+    text = re.sub(r"`|\*\*|\[([^\]]*)\]\([^)]*\)", r"\1", heading.strip().lower())
+    return re.sub(r"[^\w\- ]", "", text).replace(" ", "-")
+
+
+def anchors(text: str) -> set[str]:
+    """The anchors of a Markdown text's headings (code blocks left out; repeats get -1, -2)."""
+    seen: dict[str, int] = {}
+    out = set()
+    for m in _HEADING.finditer(_FENCE.sub("", text)):
+        s = slug(m.group(1))
+        out.add(s if s not in seen else f"{s}-{seen[s]}")
+        seen[s] = seen.get(s, 0) + 1
+    return out
+
+
+def broken_anchors(text: str, page: Path) -> list[str]:
+    """The links of ``text`` (in ``page``) to ``#anchor`` of a Markdown page that has no such
+    heading."""
+    broken = []
+    for target in links(text):
+        if target.startswith("#"):
+            path, anchor = "", target[1:]
+        elif "#" in target and not _SKIP.match(target):
+            path, anchor = target.split("#", 1)
+        else:
+            continue
+        file = page if not path else page.parent / path
+        if file.suffix == ".md" and file.is_file():
+            if anchor not in anchors(file.read_text(encoding="utf-8")):
+                broken.append(target)
+    return broken
+
+
+def test_the_anchor_check_knows_a_heading_from_a_missing_one(tmp_path):
+    (tmp_path / "b.md").write_text("# Title\n## A real target: MoViNet-A0\n## Step (2), `g`\n")
+    page = tmp_path / "a.md"
+    page.write_text("## Here\n")
+    text = (
+        "[x](b.md#a-real-target-movinet-a0) [y](b.md#step-2-g) [z](#here) "
+        "[gone](b.md#a-real-target) [lost](#there)"
+    )
+    assert broken_anchors(text, page) == ["b.md#a-real-target", "#there"]
+
+
+@pytest.mark.parametrize("page", markdown_files(), ids=lambda p: p.relative_to(ROOT).as_posix())
+def test_anchors_resolve(page):
+    broken = broken_anchors(page.read_text(encoding="utf-8"), page)
+    assert not broken, f"{page.relative_to(ROOT)}: links to missing headings: {', '.join(broken)}"

@@ -24,7 +24,12 @@ def test_environment_yml_matches_pyproject():
     project = tomllib.loads((paths.REPO_ROOT / "pyproject.toml").read_text())["project"]
     extras = project["optional-dependencies"]
     wanted = (
-        project["dependencies"] + extras["dev"] + extras["peers"] + extras["real"] + extras["serve"]
+        project["dependencies"]
+        + extras["dev"]
+        + extras["peers"]
+        + extras["real"]
+        + extras["serve"]
+        + extras["book"]
     )
     env = yaml.safe_load((paths.REPO_ROOT / "environment.yml").read_text())
     pip_section = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
