@@ -382,6 +382,16 @@ def report(args, results_by: dict, records: list[dict], budgets: list[int], seco
     better_map = min(goal_peers, key=lambda k: med_map[k][-1])
     better_l2 = min(goal_peers, key=lambda k: med_l2[k][-1])
     judge("Goal (the better peer in each metric)", better_map, better_l2)
+    # the ratios at every budget: where a smaller search space should matter most is early
+    print("\nMedian MAP and L2 as a multiple of the better peer's at each budget (MAP: "
+          f"{better_map}; L2: {better_l2}; the better peer at the last budget)\n")  # fmt: skip
+    heads = [f"MAP x {_k(b)}" for b in budgets] + [f"L2 x {_k(b)}" for b in budgets]
+    print("| attack | " + " | ".join(heads) + " |")
+    print("|---|" + "---:|" * len(heads))
+    for name in ours:
+        cells = [f"{v:.2f}" for v in med_map[name] / med_map[better_map]]
+        cells += [f"{v:.2f}" for v in med_l2[name] / med_l2[better_l2]]
+        print(f"| {name} | " + " | ".join(cells) + " |")
     hsj = PEER_NAMES["hsj"]
     if hsj in med_map and (better_map, better_l2) != (hsj, hsj):  # issue 16 names HopSkipJump
         judge("Goal against HopSkipJump alone", hsj, hsj)
