@@ -7,6 +7,12 @@ holds server-side against a client that ignores its own; no key or a wrong key c
 malformed requests get a 4xx with a message, cost nothing and leave the server answering; a
 retried request is counted once; a server killed mid-attack gives a clear error and the attack
 keeps the best adversarial video it had; the audit log has a line per request, never a key.
+
+Issue 23 (the server hardened) adds: another body under a used id is 409 whatever byte differs;
+``/status`` and refusals answer during a batch; a SIGKILL mid-batch leaves a log that adds up;
+header-only requests cost no memory, stalled bodies 408, bytes in flight are capped (503);
+one key per attacker with its own budget; TLS; a frozen server ends a client call in bounded
+time. Its slow test model is ``tests/serve_slow_model.py``.
 """
 
 from __future__ import annotations

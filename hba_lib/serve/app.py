@@ -13,7 +13,7 @@ Two routes, both behind the API key (header ``X-API-Key``):
 Every request, answered or refused, is one line of the audit log, and a refusal's line says
 why; a request the model evaluates is also a ``reserved`` line before it is
 (:mod:`hba_lib.serve.audit`). The headers are checked before the body is read; the body is
-read as it arrives, into a buffer that grows with it (a header promises nothing the server
+kept as it arrives, piece by piece, and joined once whole (a header promises nothing the server
 pays for), within :class:`Limits`. The model runs in a worker thread and the handlers take no
 lock the model holds, so ``/status`` and refusals answer while a batch is evaluated.
 """
@@ -65,7 +65,8 @@ async def _read_body(request: Request, nbytes: int, limits: Limits) -> bytearray
     loop = asyncio.get_running_loop()
     t0 = loop.time()
     deadline = t0 + limits.body_deadline(nbytes)
-    buf = bytearray()
+    parts: list[bytes] = []  # the pieces as they came; joined once, at the end
+    got = 0
     pieces = request.stream().__aiter__()
     while True:
         wait = min(limits.body_timeout, deadline - loop.time())
@@ -77,18 +78,17 @@ async def _read_body(request: Request, nbytes: int, limits: Limits) -> bytearray
             break
         except TimeoutError:
             raise Refusal(
-                408, f"body too slow: {len(buf)} of {nbytes} bytes after "
+                408, f"body too slow: {got} of {nbytes} bytes after "
                 f"{loop.time() - t0:.1f} s (this server waits {limits.body_timeout:g} s for each "
                 f"piece, {limits.body_deadline(nbytes):.1f} s for the whole body)"
             ) from None  # fmt: skip
-        if len(buf) + len(chunk) > nbytes:
+        got += len(chunk)
+        if got > nbytes:
             raise Refusal(400, f"body longer than the {nbytes} bytes its shape and dtype make")
-        buf += chunk
-    if len(buf) < nbytes:
-        raise Refusal(
-            400, f"truncated body: {len(buf)} of the {nbytes} bytes its shape and dtype make"
-        )
-    return buf
+        parts.append(chunk)
+    if got < nbytes:
+        raise Refusal(400, f"truncated body: {got} of the {nbytes} bytes its shape and dtype make")
+    return bytearray().join(parts)
 
 
 class HttpLayerAudit(logging.Handler):
