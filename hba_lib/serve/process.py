@@ -64,7 +64,8 @@ class ServerProcess:
     server's options of those names; ``args``: any other options. ``echo``: print the server's
     lines until it is ready (a benchmark's user sees a slow model load). Raises
     ``RuntimeError`` with everything the server printed when it does not start within
-    ``startup_timeout`` seconds. ``output``: its lines so far; ``url``, ``port``: where it listens.
+    ``startup_timeout`` seconds. ``output``: its lines so far; ``url``, ``port``: where it listens
+    (``https://`` when ``args`` give ``--ssl-certfile`` and ``--ssl-keyfile``).
     """
 
     def __init__(
