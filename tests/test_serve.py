@@ -50,7 +50,7 @@ from hba_lib.oracle.remote import (  # noqa: E402
 )
 from hba_lib.serve.__main__ import main as serve_main  # noqa: E402
 from hba_lib.serve.__main__ import plain_http_warning  # noqa: E402
-from hba_lib.serve.audit import summarize  # noqa: E402
+from hba_lib.serve.audit import AuditLog, summarize  # noqa: E402
 from hba_lib.serve.process import ServerProcess  # noqa: E402
 from hba_lib.serve.service import add_key, digest_of, key_id_of, read_keys_json  # noqa: E402
 
@@ -837,3 +837,33 @@ def test_keys_files_are_made_checked_and_revoked(tmp_path, capsys):
         path.write_text(json.dumps(bad))
         with pytest.raises(ValueError, match=why):
             read_keys_json(path)
+
+
+def test_summarize_reads_runs_failures_and_a_torn_last_line(tmp_path):
+    log = AuditLog(tmp_path / "audit.jsonl")
+    log.write("start", keys=["a", "b"])
+    log.write("reserved", seq=1, key_id="a", clips=5, used=5)
+    log.write("classify", seq=1, key_id="a", counted=5, status=200, outcome="answered")
+    log.write("classify", seq=None, key_id="a", counted=0, status=200, outcome="replayed")
+    log.write("reserved", seq=2, key_id="b", clips=3, used=3)
+    log.write("classify", seq=2, key_id="b", counted=0, status=500, outcome="failed", released=3)
+    log.write("reserved", seq=3, key_id="b", clips=4, used=4)  # killed here
+    log.write("start", keys=["a"])  # restarted on the same log
+    log.write("reserved", seq=1, key_id="a", clips=2, used=2)
+    log.write("classify", seq=1, key_id="a", counted=2, status=200, outcome="answered")
+    log.write("classify", key_id=None, counted=0, status=401, outcome="refused", detail="key")
+    log.write("stop", used={"a": 2})
+    log.close()
+    with (tmp_path / "audit.jsonl").open("a") as f:
+        f.write('{"time":"2026-12-04T16:00:00.000Z","event":"reser')  # the machine crashed
+    first, second = summarize(tmp_path / "audit.jsonl")
+    assert not first.stopped and second.stopped
+    assert (first.keys["a"].answered, first.keys["a"].counted) == (5, 5)
+    assert (first.keys["b"].answered, first.keys["b"].counted) == (0, 4)
+    assert [r["seq"] for r in first.in_flight] == [3] and first.refused == {500: 1}
+    assert (second.answered, second.counted, second.in_flight, second.refused) == (
+        2,
+        2,
+        [],
+        {401: 1},
+    )
