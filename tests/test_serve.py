@@ -568,54 +568,77 @@ def test_same_id_with_another_body_is_409_never_a_replay(server):
     assert code == 200 and own["probs"] != first["probs"]  # those bytes have their own answer
 
 
-def test_status_and_refusals_answer_while_a_batch_is_evaluated(slow, keys):
-    """Batches of 40 clips (400 ms each) back to back; polls of /status, a 401 on /status and a
-    401 on /classify that fall inside a batch answer within 50 ms (p99)."""
-    carol = keys[1]["carol"]
+def polls_during_batches(url: str, key: str, wanted: int = 100) -> dict[str, list[float]]:
+    """Batches of 40 clips (400 ms each) back to back, with ``key``; meanwhile ``/status``, a 401
+    on ``/status`` and a 401 on ``/classify``, polled in turn: ``{what: [seconds]}``, only the
+    polls that began inside a batch (50 ms after it was sent, 60 ms before its answer)."""
+    x = torch.rand(40, *CLIP, generator=torch.Generator().manual_seed(0))
+    body, head = bytes(encode_clips(x, "uint8")), clip_headers(x.shape, "uint8")  # encoded once
     busy: list[tuple[float, float]] = []
     stop = threading.Event()
-    x = torch.rand(40, *CLIP, generator=torch.Generator().manual_seed(0))
 
     def batches() -> None:
         while not stop.is_set():
             t0 = time.perf_counter()
-            code, _ = post_clips(slow.url, x, key=carol)
+            code, _ = request(url, "POST", "/classify", body, head, key)
             assert code == 200
             busy.append((t0, time.perf_counter()))
 
+    def inside(t: float) -> bool:
+        return any(a + 0.05 < t < b - 0.06 for a, b in busy)
+
+    kinds = {"status": ("GET", "/status", key, 200), "401 status": ("GET", "/status", None, 401),
+             "401 post": ("POST", "/classify", "wrong-key-0123456789abcdef", 401)}  # fmt: skip
+    polls: dict[str, list[tuple[float, float]]] = {k: [] for k in kinds}
+    assert request(url, "POST", "/classify", body, head, key)[0] == 200  # warm the server up
     worker = threading.Thread(target=batches, daemon=True)
     worker.start()
-    polls: dict[str, list[tuple[float, float]]] = {"status": [], "401 status": [], "401 post": []}
     try:
         time.sleep(0.1)
         deadline = time.monotonic() + 20
         while (
             time.monotonic() < deadline
-            and min(
-                sum(1 for t, _ in v if any(a + 0.05 < t < b - 0.06 for a, b in busy))
-                for v in polls.values()
-            )
-            < 25
+            and min(sum(inside(t) for t, _ in v) for v in polls.values()) < wanted
         ):
-            for what, (method, path, key, want) in {
-                "status": ("GET", "/status", carol, 200),
-                "401 status": ("GET", "/status", None, 401),
-                "401 post": ("POST", "/classify", "wrong-key-0123456789abcdef", 401),
-            }.items():
+            for what, (method, path, k, want) in kinds.items():
                 t0 = time.perf_counter()
-                code, _ = request(slow.url, method, path, key=key)
+                code, _ = request(url, method, path, key=k)
                 polls[what].append((t0, time.perf_counter() - t0))
                 assert code == want, (what, code)
-            time.sleep(0.01)
+            time.sleep(0.005)
     finally:
         stop.set()
         worker.join(timeout=10)
-    for what, samples in polls.items():
-        inside = [ms for t, ms in samples if any(a + 0.05 < t < b - 0.06 for a, b in busy)]
-        assert len(inside) >= 20, (what, len(inside), len(samples))
-        p99 = float(np.percentile(inside, 99))
-        print(f"{what}: p99 {p99 * 1e3:.1f} ms over {len(inside)} polls inside a batch")
-        assert p99 < 0.050, f"{what}: p99 {p99 * 1e3:.1f} ms over {len(inside)} polls in a batch"
+    slowest = max(s for v in polls.values() for _, s in v)
+    for what, v in polls.items():
+        n = sum(inside(t) for t, _ in v)
+        assert n >= wanted, f"{what}: {n} polls inside a batch in 30 s, the slowest {slowest:.3f} s"
+    return {what: [s for t, s in v if inside(t)] for what, v in polls.items()}
+
+
+def test_status_and_refusals_answer_while_a_batch_is_evaluated(slow, keys):
+    """p99 under 50 ms over the 100 polls that fall inside 400 ms batches, for ``/status`` and
+    two 401s. A busy 2-core CI box can deschedule a process for tens of ms (a p99 of 100 polls
+    forgives one such poll), so one more round is allowed; handlers that wait for the model take
+    up to 400 ms, most polls over 50 ms, in every round."""
+    for attempt in range(2):
+        p99 = {}
+        for what, inside in polls_during_batches(slow.url, keys[1]["carol"]).items():
+            p99[what] = float(np.percentile(inside, 99))
+            print(
+                what,
+                "slowest ms",
+                [round(v * 1e3) for v in sorted(inside)[-6:]],
+                "median",
+                round(float(np.median(inside)) * 1e3, 1),
+            )
+        print(
+            f"round {attempt + 1}: p99 "
+            + ", ".join(f"{w} {v * 1e3:.1f} ms" for w, v in p99.items())
+        )
+        if max(p99.values()) < 0.050:
+            break
+    assert max(p99.values()) < 0.050, {w: f"{v * 1e3:.1f} ms" for w, v in p99.items()}
 
 
 def test_two_keys_spend_their_own_budgets_exactly_and_concurrently(slow, keys):
