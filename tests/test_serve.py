@@ -7,6 +7,12 @@ holds server-side against a client that ignores its own; no key or a wrong key c
 malformed requests get a 4xx with a message, cost nothing and leave the server answering; a
 retried request is counted once; a server killed mid-attack gives a clear error and the attack
 keeps the best adversarial video it had; the audit log has a line per request, never a key.
+
+Issue 23 (the server hardened) adds: another body under a used id is 409 whatever byte differs;
+``/status`` and refusals answer during a batch; a SIGKILL mid-batch leaves a log that adds up;
+header-only requests cost no memory, stalled bodies 408, bytes in flight are capped (503);
+one key per attacker with its own budget; TLS; a frozen server ends a client call in bounded
+time. Its slow test model is ``tests/serve_slow_model.py``.
 """
 
 from __future__ import annotations
@@ -14,12 +20,17 @@ from __future__ import annotations
 import http.client
 import json
 import math
+import os
+import shutil
+import signal
 import socket
+import subprocess
 import threading
 import time
 import uuid
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -37,7 +48,11 @@ from hba_lib.oracle.remote import (  # noqa: E402
     ServerUnavailable,
     encode_clips,
 )
+from hba_lib.serve.__main__ import main as serve_main  # noqa: E402
+from hba_lib.serve.__main__ import plain_http_warning  # noqa: E402
+from hba_lib.serve.audit import AuditLog, summarize  # noqa: E402
 from hba_lib.serve.process import ServerProcess  # noqa: E402
+from hba_lib.serve.service import add_key, digest_of, key_id_of, read_keys_json  # noqa: E402
 
 KEY = "test-key-0123456789abcdef"
 CLIP = (3, 16, 32, 32)
@@ -171,6 +186,7 @@ def test_no_key_or_wrong_key_costs_nothing(server, tmp_path):
     assert info.value.status == 401
     refused = [ln for ln in server.audit_lines() if ln.get("status") == 401]
     assert len(refused) >= 9 and all(ln["key_id"] is None for ln in refused)
+    assert all("API key" in ln["detail"] for ln in refused)  # every refusal says why
     assert "wrong-key" not in server.audit.read_text()
 
 
@@ -418,3 +434,459 @@ def test_a_server_that_cannot_start_says_why(tmp_path):
     said = str(info.value).split("\n", 1)[1]
     assert "cannot load --model no_such_model: unknown model" in said, said
     assert "Traceback" not in said, said  # a message, not a stack
+
+
+# -- issue 23: the server hardened ----------------------------------------------------------------
+TESTS = Path(__file__).resolve().parent
+BATCH_256 = (256, *CLIP)
+
+
+def raw_exchange(url: str, head: dict[str, str], body: bytes = b"", timeout: float = 30.0):
+    """Send a POST /classify with exactly ``head`` and ``body`` on a socket, read the answer:
+    ``(status, JSON answer, seconds)``; for requests http.client would not send (a stalled body)."""
+    host, port = url.removeprefix("http://").rsplit(":", 1)
+    lines = "".join(f"{k}: {v}\r\n" for k, v in head.items())
+    t0 = time.perf_counter()
+    with socket.create_connection((host, int(port)), timeout=timeout) as s:
+        s.sendall(f"POST /classify HTTP/1.1\r\nHost: {host}\r\n{lines}\r\n".encode() + body)
+        data = b""
+        while b"\r\n\r\n" not in data or len(data.split(b"\r\n\r\n", 1)[1]) < _length(data):
+            more = s.recv(65536)
+            if not more:
+                break
+            data += more
+    elapsed = time.perf_counter() - t0
+    status = int(data.split(b" ", 2)[1]) if data else 0
+    payload = data.split(b"\r\n\r\n", 1)[1] if b"\r\n\r\n" in data else b""
+    return status, json.loads(payload) if payload else {}, elapsed
+
+
+def _length(data: bytes) -> int:
+    for line in data.split(b"\r\n\r\n", 1)[0].split(b"\r\n"):
+        if line.lower().startswith(b"content-length:"):
+            return int(line.split(b":", 1)[1])
+    return 1 << 30
+
+
+def full_headers(shape, key=KEY) -> dict[str, str]:
+    n = math.prod(shape) * 4
+    return {"X-API-Key": key, **clip_headers(shape), "Content-Length": str(n)}
+
+
+def header_only(url: str, shape, key=KEY) -> socket.socket:
+    """Open a POST /classify that declares a float32 body of ``shape`` and sends none of it."""
+    host, port = url.removeprefix("http://").rsplit(":", 1)
+    s = socket.create_connection((host, int(port)), timeout=10)
+    lines = "".join(f"{k}: {v}\r\n" for k, v in full_headers(shape, key).items())
+    s.sendall(f"POST /classify HTTP/1.1\r\nHost: {host}\r\n{lines}\r\n".encode())
+    return s
+
+
+def lines_of(audit: Path) -> list[dict]:
+    return [json.loads(line) for line in audit.read_text().splitlines()]
+
+
+def rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise AssertionError(f"no VmRSS for process {pid}")
+
+
+def slow_server(audit: Path, *args: str, key: str | None = KEY) -> ServerProcess:
+    """The slow test model (10 ms a clip, ``tests/serve_slow_model.py``) served on 32 x 32 clips."""
+    with pytest.MonkeyPatch.context() as mp:
+        path = os.environ.get("PYTHONPATH", "")
+        mp.setenv("PYTHONPATH", os.pathsep.join(p for p in (str(TESTS), path) if p))
+        return ServerProcess("serve_slow_model:slow", "--size", "32", "32", *args, key=key,
+                             threads=1, audit_log=audit, startup_timeout=90)  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def keys(tmp_path_factory):
+    """A --keys file: alice (budget 50), bob (80), carol (unlimited); ``{id: key}`` and its path."""
+    path = tmp_path_factory.mktemp("keys") / "keys.json"
+    secrets = {kid: add_key(path, kid, budget)
+               for kid, budget in (("alice", 50), ("bob", 80), ("carol", None))}  # fmt: skip
+    return path, secrets
+
+
+@pytest.fixture(scope="module")
+def slow(tmp_path_factory, keys):
+    """The slow model behind one key per attacker, a 1 s body timeout and an 80 MB in-flight cap."""
+    audit = tmp_path_factory.mktemp("slow") / "audit.jsonl"
+    srv = slow_server(audit, "--keys", str(keys[0]), "--body-timeout", "1",
+                      "--max-inflight-mb", "80", key=None)  # fmt: skip
+    srv.audit = audit
+    yield srv
+    srv.stop()
+
+
+def test_what_the_http_layer_refuses_is_logged_too(server):
+    """Requests h11 cannot parse never reach the app; uvicorn answers 400, and the audit log
+    says so (an ``http_layer`` line), a cut chunked body included."""
+    host, port = server.url.removeprefix("http://").rsplit(":", 1)
+    before = len(server.audit_lines())
+    chunked = (f"POST /classify HTTP/1.1\r\nHost: x\r\nX-API-Key: {KEY}\r\n"
+               "Content-Type: application/octet-stream\r\nX-Clip-Dtype: float32\r\n"
+               f"X-Clip-Shape: 1,{','.join(map(str, CLIP))}\r\nTransfer-Encoding: chunked\r\n"
+               "\r\n10\r\n0123456789abcdef\r\nzz\r\n")  # fmt: skip
+    for raw in (b"GARBAGE\r\n\r\n", b"GET /status HTTP/1.1\r\nContent-Length: -1\r\n\r\n",
+                chunked.encode()):  # fmt: skip
+        with socket.create_connection((host, int(port)), timeout=10) as s:
+            s.sendall(raw)
+            assert s.recv(4096).startswith(b"HTTP/1.1 400"), raw
+    time.sleep(0.2)
+    new = server.audit_lines()[before:]
+    layer = [ln for ln in new if ln["event"] == "http_layer"]
+    assert len(layer) == 3 and all(ln["status"] == 400 and ln["detail"] for ln in layer), new
+    cut = [ln for ln in new if ln["event"] == "classify"]
+    assert len(cut) == 1 and cut[0]["counted"] == 0 and "http_layer" in cut[0]["detail"], cut
+
+
+def test_same_id_with_another_body_is_409_never_a_replay(server):
+    """Any byte that differs makes another request: one byte, or every byte but those the old
+    fingerprint (one byte in 997) sampled."""
+    gen = torch.Generator().manual_seed(23)
+    x, other = torch.rand(2, *CLIP, generator=gen), torch.rand(2, *CLIP, generator=gen)
+    body = bytes(encode_clips(x))
+    one_byte = bytearray(body)
+    one_byte[1] ^= 0x01
+    everywhere = bytearray(encode_clips(other))
+    everywhere[::997] = body[::997]
+    assert sum(a != b for a, b in zip(everywhere, body)) > len(body) // 2
+    rid = uuid.uuid4().hex
+    hdrs = clip_headers(x.shape, request_id=rid)
+    code, first = request(server.url, "POST", "/classify", body, hdrs)
+    assert code == 200
+    for name, changed in (("one byte", one_byte), ("all but the sampled bytes", everywhere)):
+        code, answer = request(server.url, "POST", "/classify", bytes(changed), hdrs)
+        assert code == 409 and "another body" in answer["detail"], (name, code, answer)
+    code, again = request(server.url, "POST", "/classify", body, hdrs)  # the id still replays
+    assert code == 200 and again.pop("replayed") is True and again == first
+    code, own = request(server.url, "POST", "/classify", bytes(everywhere), clip_headers(x.shape))
+    assert code == 200 and own["probs"] != first["probs"]  # those bytes have their own answer
+
+
+def polls_during_batches(url: str, key: str, wanted: int = 100) -> dict[str, list[float]]:
+    """Batches of 40 clips (400 ms each) back to back, with ``key``; meanwhile ``/status``, a 401
+    on ``/status`` and a 401 on ``/classify``, polled in turn: ``{what: [seconds]}``, only the
+    polls that began inside a batch (50 ms after it was sent, 60 ms before its answer)."""
+    x = torch.rand(40, *CLIP, generator=torch.Generator().manual_seed(0))
+    body, head = bytes(encode_clips(x, "uint8")), clip_headers(x.shape, "uint8")  # encoded once
+    busy: list[tuple[float, float]] = []
+    stop = threading.Event()
+
+    def batches() -> None:
+        while not stop.is_set():
+            t0 = time.perf_counter()
+            code, _ = request(url, "POST", "/classify", body, head, key)
+            assert code == 200
+            busy.append((t0, time.perf_counter()))
+
+    def inside(t: float) -> bool:
+        return any(a + 0.05 < t < b - 0.06 for a, b in busy)
+
+    kinds = {"status": ("GET", "/status", key, 200), "401 status": ("GET", "/status", None, 401),
+             "401 post": ("POST", "/classify", "wrong-key-0123456789abcdef", 401)}  # fmt: skip
+    polls: dict[str, list[tuple[float, float]]] = {k: [] for k in kinds}
+    assert request(url, "POST", "/classify", body, head, key)[0] == 200  # warm the server up
+    worker = threading.Thread(target=batches, daemon=True)
+    worker.start()
+    try:
+        time.sleep(0.1)
+        deadline = time.monotonic() + 20
+        while (
+            time.monotonic() < deadline
+            and min(sum(inside(t) for t, _ in v) for v in polls.values()) < wanted
+        ):
+            for what, (method, path, k, want) in kinds.items():
+                t0 = time.perf_counter()
+                code, _ = request(url, method, path, key=k)
+                polls[what].append((t0, time.perf_counter() - t0))
+                assert code == want, (what, code)
+            time.sleep(0.005)
+    finally:
+        stop.set()
+        worker.join(timeout=10)
+    slowest = max(s for v in polls.values() for _, s in v)
+    for what, v in polls.items():
+        n = sum(inside(t) for t, _ in v)
+        assert n >= wanted, f"{what}: {n} polls inside a batch in 30 s, the slowest {slowest:.3f} s"
+    return {what: [s for t, s in v if inside(t)] for what, v in polls.items()}
+
+
+def test_status_and_refusals_answer_while_a_batch_is_evaluated(slow, keys):
+    """p99 under 50 ms over the 100 polls that fall inside 400 ms batches, for ``/status`` and
+    two 401s. A busy 2-core CI box can deschedule a process for tens of ms (a p99 of 100 polls
+    forgives one such poll), so one more round is allowed; handlers that wait for the model take
+    up to 400 ms, most polls over 50 ms, in every round."""
+    for attempt in range(2):
+        p99 = {}
+        for what, inside in polls_during_batches(slow.url, keys[1]["carol"]).items():
+            p99[what] = float(np.percentile(inside, 99))
+            print(
+                what,
+                "slowest ms",
+                [round(v * 1e3) for v in sorted(inside)[-6:]],
+                "median",
+                round(float(np.median(inside)) * 1e3, 1),
+            )
+        print(
+            f"round {attempt + 1}: p99 "
+            + ", ".join(f"{w} {v * 1e3:.1f} ms" for w, v in p99.items())
+        )
+        if max(p99.values()) < 0.050:
+            break
+    assert max(p99.values()) < 0.050, {w: f"{v * 1e3:.1f} ms" for w, v in p99.items()}
+
+
+def test_two_keys_spend_their_own_budgets_exactly_and_concurrently(slow, keys):
+    path, secret = keys
+    carol_before = request(slow.url, "GET", "/status", key=secret["carol"])[1]["used"]
+    answered = {"alice": 0, "bob": 0}
+    refusals: list[dict] = []
+    lock = threading.Lock()
+
+    def spend(kid: str) -> None:
+        gen = torch.Generator().manual_seed(hash(kid) % 1000)
+        for size in (7, 1):  # 7 clips a request until refused, then 1 until refused
+            while True:
+                code, answer = post_clips(slow.url, torch.rand(size, *CLIP, generator=gen),
+                                          key=secret[kid])  # fmt: skip
+                if code == 429:
+                    with lock:
+                        refusals.append(answer)
+                    break
+                assert code == 200, answer
+                with lock:
+                    answered[kid] += size
+
+    threads = [threading.Thread(target=spend, args=(k,)) for k in ("alice", "bob") * 2]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert answered == {"alice": 50, "bob": 80}
+    assert len(refusals) == 8 and all("budget exhausted" in r["detail"] for r in refusals)
+    for kid, budget in (("alice", 50), ("bob", 80)):
+        info = request(slow.url, "GET", "/status", key=secret[kid])[1]
+        assert (info["key_id"], info["budget"], info["used"], info["remaining"]) == (
+            kid, budget, budget, 0)  # fmt: skip
+    assert request(slow.url, "GET", "/status", key=secret["carol"])[1]["used"] == carol_before
+    run = summarize(slow.audit)[-1]
+    assert (run.keys["alice"].answered, run.keys["bob"].answered) == (50, 80)
+    text = slow.audit.read_text()
+    assert not any(s in text for s in secret.values())  # ids only, never a key
+    assert json.loads(path.read_text())["alice"]["sha256"] == digest_of(secret["alice"])
+    assert not any(s in path.read_text() for s in secret.values())  # nor in the keys file
+
+
+def test_a_stalled_body_is_cut_with_408_and_logged(slow, keys):
+    carol = keys[1]["carol"]
+    body = bytes(encode_clips(torch.rand(1, *CLIP)))
+    head = full_headers((1, *CLIP), carol)
+    code, answer, seconds = raw_exchange(slow.url, head, body[: len(body) // 2])
+    assert code == 408 and "too slow" in answer["detail"], (code, answer)
+    print(f"stalled body: 408 after {seconds:.2f} s (--body-timeout 1)")
+    assert 0.9 < seconds < 1.0 + 1.5, seconds  # --body-timeout 1
+    line = [ln for ln in lines_of(slow.audit) if ln.get("status") == 408][-1]
+    assert line["key_id"] == "carol" and "too slow" in line["detail"] and line["counted"] == 0
+
+
+def test_bytes_in_flight_are_capped_with_503(slow, keys):
+    carol = keys[1]["carol"]
+    held = header_only(slow.url, BATCH_256, carol)  # 50 MB promised, of the 80 MB cap
+    try:
+        time.sleep(0.2)
+        code, answer, _ = raw_exchange(slow.url, full_headers(BATCH_256, carol))
+        assert code == 503 and "in flight" in answer["detail"], (code, answer)
+        assert post_clips(slow.url, torch.rand(1, *CLIP), key=carol)[0] == 200  # small: fits
+    finally:
+        held.close()
+    refused = [ln for ln in lines_of(slow.audit) if ln.get("status") == 503]
+    assert refused and all("in flight" in ln["detail"] for ln in refused)
+
+
+def test_header_only_requests_do_not_grow_the_server(server):
+    """30 requests that promise 256 clips (48 MiB each) and send no byte of them."""
+    pid = server.proc.pid
+    assert post_clips(server.url, torch.rand(1, *CLIP))[0] == 200  # warm
+    before = rss_kib(pid)
+    socks = [header_only(server.url, BATCH_256) for _ in range(30)]
+    try:
+        time.sleep(1.0)
+        assert server.status()["used"] >= 1  # still answering
+        grown = (rss_kib(pid) - before) / 1024
+    finally:
+        for s in socks:
+            s.close()
+    print(f"30 header-only requests: server RSS grew by {grown:.1f} MB")
+    assert grown < 64, f"RSS grew by {grown:.0f} MB"
+    time.sleep(0.3)
+    assert server.status()  # and after they hung up
+
+
+def test_a_frozen_server_ends_a_remote_call_within_its_bound(slow, keys):
+    carol = keys[1]["carol"]
+    remote = RemoteOracle(slow.url, carol, timeout=1.0, per_clip_timeout=0.05,
+                          connect_timeout=1.0, retries=1, backoff=0.05)  # fmt: skip
+    used = remote.used
+    bound = remote.max_wait(2)
+    assert bound == pytest.approx(2 * (2 * 1.0 + 2 * 1.1) + 0.05)
+    x = torch.rand(2, *CLIP)
+    slow.proc.send_signal(signal.SIGSTOP)
+    try:
+        t0 = time.perf_counter()
+        with pytest.raises(ServerUnavailable, match="timed out .* frozen") as info:
+            remote(x)
+        elapsed = time.perf_counter() - t0
+    finally:
+        slow.proc.send_signal(signal.SIGCONT)
+    assert slow.url in str(info.value)
+    print(f"frozen server: ServerUnavailable after {elapsed:.2f} s (bound {bound:.2f} s)")
+    assert 2 * 1.1 * 0.9 < elapsed <= bound, (elapsed, bound)  # it waited, and no longer
+    time.sleep(0.5)  # the server wakes up to two copies of one request: counted once at most
+    assert request(slow.url, "GET", "/status", key=carol)[1]["used"] in (used, used + 2)
+
+
+def test_sigkill_during_a_batch_leaves_a_log_that_adds_up(tmp_path):
+    """The log, summed, is the highest count any client was told, plus the one request that was
+    reserved and never answered, which it names. The kill comes 200 ms into a 400 ms batch, as
+    the client sees it (the log does not decide when)."""
+    audit = tmp_path / "audit.jsonl"
+    srv = slow_server(audit)
+    told: list[tuple[int, float]] = []  # (used, when)
+    ended: list[BaseException] = []
+
+    def attack() -> None:
+        remote = RemoteOracle(srv.url, KEY, retries=1, backoff=0.05)
+        x = torch.rand(40, *CLIP)  # 400 ms a request
+        try:
+            while True:
+                remote(x)
+                told.append((remote.used, time.monotonic()))
+        except ServerUnavailable as exc:
+            ended.append(exc)
+
+    worker = threading.Thread(target=attack, daemon=True)
+    try:
+        worker.start()
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if len(told) >= 3 and time.monotonic() - told[-1][1] > 0.2:
+                srv.proc.kill()  # SIGKILL, halfway through the next batch
+                break
+            time.sleep(0.002)
+        worker.join(timeout=30)
+    finally:
+        srv.stop()
+    assert ended and len(told) >= 3
+    highest = max(used for used, _ in told)
+    run = summarize(audit)[-1]
+    assert not run.stopped
+    assert run.answered == highest
+    assert [(r["clips"], r["key_id"]) for r in run.in_flight] == [(40, key_id_of(KEY))]
+    assert run.counted == highest + 40 == run.in_flight[0]["used"]
+
+
+@pytest.fixture(scope="module")
+def certificate(tmp_path_factory):
+    """A self-signed certificate for 127.0.0.1 (``openssl``): ``(certfile, keyfile)``."""
+    if shutil.which("openssl") is None:
+        pytest.skip("the TLS test makes its certificate with the openssl command")
+    d = tmp_path_factory.mktemp("tls")
+    cert, key = d / "cert.pem", d / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+         "-nodes", "-keyout", str(key), "-out", str(cert), "-days", "1", "-subj", "/CN=127.0.0.1",
+         "-addext", "subjectAltName=IP:127.0.0.1"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    return cert, key
+
+
+def test_tls_round_trip_equals_plain_http(server, certificate, tmp_path):
+    cert, key = certificate
+    srv = Server(tmp_path / "audit.jsonl", "--ssl-certfile", str(cert), "--ssl-keyfile", str(key))
+    try:
+        assert srv.url.startswith("https://127.0.0.1:")
+        x = torch.rand(6, *CLIP, generator=torch.Generator().manual_seed(5))
+        over_tls = RemoteOracle(srv.url, KEY, cafile=cert)(x)
+        plain = RemoteOracle(server.url, KEY)(x)
+        assert torch.equal(over_tls.labels, plain.labels)
+        assert torch.equal(over_tls.probs, plain.probs)  # bit for bit
+        with pytest.raises(ServerError, match="not trusted"):  # no cafile: the system's CAs
+            RemoteOracle(srv.url, KEY)
+        with pytest.raises(ServerUnavailable):  # plain HTTP to a TLS port gets no answer
+            RemoteOracle(srv.url.replace("https", "http"), KEY, timeout=2, retries=0)
+    finally:
+        srv.stop()
+    assert KEY not in (tmp_path / "audit.jsonl").read_text()
+
+
+@pytest.mark.parametrize(
+    ("host", "tls", "warned"),
+    [("127.0.0.1", False, False), ("::1", False, False), ("localhost", False, False),
+     ("127.0.0.2", False, False), ("0.0.0.0", False, True), ("::", False, True),
+     ("192.168.1.5", False, True), ("models.example.org", False, True), ("0.0.0.0", True, False)],
+)  # fmt: skip
+def test_the_server_warns_off_loopback_without_tls(host, tls, warned):
+    warning = plain_http_warning(host, tls)
+    assert (warning is not None) == warned
+    if warned:
+        assert host in warning and "TLS" in warning
+
+
+def test_keys_files_are_made_checked_and_revoked(tmp_path, capsys):
+    path = tmp_path / "keys.json"
+    assert serve_main(["keys", "add", str(path), "dana", "--budget", "30"]) == 0
+    secret = capsys.readouterr().out.strip()
+    assert len(secret) >= 16 and read_keys_json(path) == {"dana": (digest_of(secret), 30)}
+    assert secret not in path.read_text() and (path.stat().st_mode & 0o777) == 0o600
+    with pytest.raises(ValueError, match="already has"):
+        add_key(path, "dana", 5)
+    serve_main(["keys", "list", str(path)])
+    assert capsys.readouterr().out.strip() == "dana 30"
+    serve_main(["keys", "revoke", str(path), "dana"])
+    with pytest.raises(ValueError, match="holds no key"):
+        read_keys_json(path)
+    for bad, why in (
+        ({"eve": {"sha256": "a-real-secret-not-a-digest-0123", "budget": 1}}, "64 lowercase hex"),
+        ({"eve": {"sha256": "0" * 64, "budget": -1}}, "budget"),
+        ({"eve": {"sha256": "0" * 64}}, "must be"),
+        ({"e ve": {"sha256": "0" * 64, "budget": 1}}, "key id"),
+    ):
+        path.write_text(json.dumps(bad))
+        with pytest.raises(ValueError, match=why):
+            read_keys_json(path)
+
+
+def test_summarize_reads_runs_failures_and_a_torn_last_line(tmp_path):
+    log = AuditLog(tmp_path / "audit.jsonl")
+    log.write("start", keys=["a", "b"])
+    log.write("reserved", seq=1, key_id="a", clips=5, used=5)
+    log.write("classify", seq=1, key_id="a", counted=5, status=200, outcome="answered")
+    log.write("classify", seq=None, key_id="a", counted=0, status=200, outcome="replayed")
+    log.write("reserved", seq=2, key_id="b", clips=3, used=3)
+    log.write("classify", seq=2, key_id="b", counted=0, status=500, outcome="failed", released=3)
+    log.write("reserved", seq=3, key_id="b", clips=4, used=4)  # killed here
+    log.write("start", keys=["a"])  # restarted on the same log
+    log.write("reserved", seq=1, key_id="a", clips=2, used=2)
+    log.write("classify", seq=1, key_id="a", counted=2, status=200, outcome="answered")
+    log.write("classify", key_id=None, counted=0, status=401, outcome="refused", detail="key")
+    log.write("stop", used={"a": 2})
+    log.close()
+    with (tmp_path / "audit.jsonl").open("a") as f:
+        f.write('{"time":"2026-12-04T16:00:00.000Z","event":"reser')  # the machine crashed
+    first, second = summarize(tmp_path / "audit.jsonl")
+    assert not first.stopped and second.stopped
+    assert (first.keys["a"].answered, first.keys["a"].counted) == (5, 5)
+    assert (first.keys["b"].answered, first.keys["b"].counted) == (0, 4)
+    assert [r["seq"] for r in first.in_flight] == [3] and first.refused == {500: 1}
+    assert (second.answered, second.counted, second.in_flight, second.refused) == (
+        2,
+        2,
+        [],
+        {401: 1},
+    )

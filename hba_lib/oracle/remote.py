@@ -12,11 +12,16 @@ server owns the model, the budget and the count; the client mirrors them:
 - every answer carries the server's count, which must be the count before plus the clips sent:
   anything else (another client spending the same budget, a restarted server) raises
   :class:`CountMismatch` rather than let the two counts drift apart;
-- a dropped connection is retried with the same request id (``X-Request-Id``); the server
-  answers a repeated id from its cache without counting it again. When no answer comes after
-  the retries, :class:`ServerUnavailable` (an :class:`~hba_lib.oracle.OracleUnavailable`, a
+- a dropped connection, a timeout or a 503 is retried with the same request id
+  (``X-Request-Id``); the server answers a repeated id from its cache without counting it
+  again. Every wait is bounded: ``connect_timeout`` to connect, ``timeout + per_clip_timeout *
+  B`` for a request of ``B`` clips to be sent and answered, so a frozen server is given up within
+  :meth:`RemoteOracle.max_wait` seconds. When no answer comes after the retries,
+  :class:`ServerUnavailable` (an :class:`~hba_lib.oracle.OracleUnavailable`, a
   :class:`~hba_lib.oracle.BudgetExhausted`) is raised: attacks end as at the budget, keeping
-  the best adversarial video they had (``stop_reason == "oracle_unavailable"``).
+  the best adversarial video they had (``stop_reason == "oracle_unavailable"``);
+- over ``https://`` the server's certificate is checked against the system's CAs, or
+  ``cafile`` (a server's self-signed certificate).
 
 The wire format (:func:`encode_clips`, the ``*_HEADER`` names) is defined here, beside the
 client, and the server (``hba_lib.serve``) imports it: a body is the clips' raw little-endian
@@ -33,6 +38,8 @@ import http.client
 import json
 import math
 import os
+import socket
+import ssl
 import threading
 import time
 import urllib.parse
@@ -96,56 +103,107 @@ def encode_clips(videos: torch.Tensor, dtype: str = "float32") -> memoryview:
 
 
 class _Client:
-    """One keep-alive HTTP connection to the server, with retries on a dropped connection."""
+    """One keep-alive HTTP(S) connection to the server, with bounded waits and retries."""
 
-    def __init__(self, url: str, key: str, timeout: float, retries: int, backoff: float) -> None:
+    def __init__(
+        self,
+        url: str,
+        key: str,
+        *,
+        cafile: str | os.PathLike | None,
+        connect_timeout: float,
+        timeout: float,
+        per_clip_timeout: float,
+        retries: int,
+        backoff: float,
+    ) -> None:
         parts = urllib.parse.urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"expected a server URL like http://127.0.0.1:8000, got {url!r}")
+        if cafile is not None and parts.scheme != "https":
+            raise ValueError(f"cafile= is for an https:// server, got {url!r}")
+        if min(connect_timeout, timeout) <= 0 or per_clip_timeout < 0 or retries < 0:
+            raise ValueError("timeouts must be > 0 (per_clip_timeout >= 0), retries >= 0")
         self.url = url.rstrip("/")
-        self._https = parts.scheme == "https"
+        self._tls = ssl.create_default_context(cafile=cafile) if parts.scheme == "https" else None
         self._host, self._port = parts.hostname, parts.port
         self._prefix = parts.path.rstrip("/")
         self._key = key
-        self._timeout, self._retries, self._backoff = timeout, retries, backoff
+        self.connect_timeout, self.timeout = connect_timeout, timeout
+        self.per_clip_timeout, self.retries, self.backoff = per_clip_timeout, retries, backoff
         self._conn: http.client.HTTPConnection | None = None
         self._lock = threading.Lock()
 
-    def _connection(self) -> http.client.HTTPConnection:
+    def wait(self, clips: int) -> float:
+        """Seconds one attempt waits for a request of ``clips`` to be sent, and for its answer."""
+        return self.timeout + self.per_clip_timeout * clips
+
+    def max_wait(self, clips: int) -> float:
+        """The longest a request of ``clips`` can take before :class:`ServerUnavailable`: every
+        attempt's connection (TLS handshake included) and its two waits, and the backoffs."""
+        attempts = self.retries + 1
+        pauses = sum(self.backoff * 2**i for i in range(self.retries))
+        return attempts * (2 * self.connect_timeout + 2 * self.wait(clips)) + pauses
+
+    def _connection(self, clips: int) -> http.client.HTTPConnection:
         if self._conn is None:
-            cls = http.client.HTTPSConnection if self._https else http.client.HTTPConnection
-            self._conn = cls(self._host, self._port, timeout=self._timeout)
+            if self._tls is not None:
+                self._conn = http.client.HTTPSConnection(
+                    self._host, self._port, timeout=self.connect_timeout, context=self._tls
+                )
+            else:
+                self._conn = http.client.HTTPConnection(
+                    self._host, self._port, timeout=self.connect_timeout
+                )
+        if self._conn.sock is None:
+            self._conn.connect()  # within connect_timeout (and the TLS handshake with it)
+        self._conn.sock.settimeout(self.wait(clips))  # type: ignore[union-attr]
         return self._conn
 
     def close(self) -> None:
         with self._lock:
-            if self._conn is not None:
-                self._conn.close()
-                self._conn = None
+            self._drop()
+
+    def _drop(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
 
     def request(
-        self, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        headers: dict[str, str] | None = None,
+        clips: int = 0,
     ) -> tuple[int, dict[str, Any]]:
-        """``(status, JSON answer)``; a dropped connection or a 503 is retried (same headers,
-        so the same request id) up to ``retries`` times, then :class:`ServerUnavailable`."""
+        """``(status, JSON answer)``; a dropped connection, a timeout or a 503 is retried (same
+        headers, so the same request id) up to ``retries`` times, then :class:`ServerUnavailable`
+        (within :meth:`max_wait` of ``clips``)."""
         headers = {KEY_HEADER: self._key, **(headers or {})}
         last: BaseException | str = ""
+        timeouts = 0
         with self._lock:
-            for attempt in range(self._retries + 1):
+            for attempt in range(self.retries + 1):
                 if attempt:
-                    time.sleep(self._backoff * 2 ** (attempt - 1))
+                    time.sleep(self.backoff * 2 ** (attempt - 1))
                 try:
-                    conn = self._connection()
+                    conn = self._connection(clips)
                     conn.request(method, self._prefix + path, body=body, headers=headers)
                     resp = conn.getresponse()
                     data = resp.read()
+                except ssl.SSLCertVerificationError as exc:  # no retry mends a certificate
+                    self._drop()
+                    raise ServerError(
+                        f"the TLS certificate of {self.url} is not trusted ({exc.verify_message}):"
+                        " give RemoteOracle(..., cafile=) the server's certificate or its CA", 0
+                    ) from None  # fmt: skip
                 except (OSError, http.client.HTTPException) as exc:  # refused, reset, timeout
-                    if self._conn is not None:
-                        self._conn.close()
-                        self._conn = None
+                    self._drop()
                     last = exc
+                    timeouts += isinstance(exc, (socket.timeout, TimeoutError))
                     continue
-                if resp.status == 503:  # shutting down or overloaded: try again
+                if resp.status == 503:  # busy or shutting down: try again
                     last = f"HTTP 503: {data[:200]!r}"
                     continue
                 try:
@@ -153,10 +211,12 @@ class _Client:
                 except ValueError:
                     answer = {"detail": data[:200].decode("utf-8", "replace")}
                 return resp.status, answer if isinstance(answer, dict) else {"detail": answer}
+        why = f"{type(last).__name__}: {last}" if isinstance(last, BaseException) else last
+        frozen = (f"; {timeouts} attempt(s) timed out after {self.wait(clips):g} s: the server is "
+                  "frozen or overloaded") if timeouts else ""  # fmt: skip
         raise ServerUnavailable(
-            f"no answer from the model server at {self.url} after {self._retries + 1} "
-            f"attempt(s): {type(last).__name__ if isinstance(last, BaseException) else ''}"
-            f" {last}".rstrip()
+            f"no answer from the model server at {self.url} after {self.retries + 1} "
+            f"attempt(s) ({why}){frozen}"
         )
 
 
@@ -172,11 +232,14 @@ def _raise_for(status: int, answer: dict[str, Any], url: str) -> None:
 class RemoteOracle(Oracle):
     """The :class:`~hba_lib.oracle.Oracle` of a model served by ``python -m hba_lib.serve``.
 
-    ``url``: the server, e.g. ``http://127.0.0.1:8000``; ``key``: its API key (default: the
-    environment variable ``HBA_SERVE_KEY``). ``dtype``: the wire format of the clips
-    (``float32``: exact; ``float16`` / ``uint8``: smaller bodies, quantised queries; module
-    docstring). ``timeout``: seconds to wait for one answer; ``retries`` / ``backoff``: a
-    dropped connection is tried again that many times, after ``backoff`` seconds, doubling.
+    ``url``: the server, e.g. ``http://127.0.0.1:8000`` or ``https://...``; ``key``: its API key
+    (default: the environment variable ``HBA_SERVE_KEY``); ``cafile``: the certificate (or CA)
+    an ``https://`` server is checked against (default: the system's). ``dtype``: the wire
+    format of the clips (``float32``: exact; ``float16`` / ``uint8``: smaller bodies, quantised
+    queries; module docstring). Waits: ``connect_timeout`` seconds to connect, ``timeout +
+    per_clip_timeout * B`` for a request of ``B`` clips to be sent and then answered;
+    ``retries`` / ``backoff``: a dropped connection, a timeout or a 503 is tried again that many
+    times, after ``backoff`` seconds, doubling. :meth:`max_wait` is the bound that makes.
 
     ``budget`` is the server's; ``used`` and ``remaining`` are the server's count as of its last
     answer (queries spent before this client connected included); ``counts`` by phase are this
@@ -194,8 +257,11 @@ class RemoteOracle(Oracle):
         key: str | None = None,
         *,
         dtype: str = "float32",
-        timeout: float = 300.0,
-        retries: int = 3,
+        cafile: str | os.PathLike | None = None,
+        timeout: float = 30.0,
+        per_clip_timeout: float = 0.5,
+        connect_timeout: float = 5.0,
+        retries: int = 2,
         backoff: float = 0.2,
     ) -> None:
         key = key if key is not None else os.environ.get(KEY_ENV)
@@ -203,7 +269,10 @@ class RemoteOracle(Oracle):
             raise ValueError(f"give the server's API key (key=... or ${KEY_ENV})")
         if dtype not in DTYPES:
             raise ValueError(f"unknown wire dtype {dtype!r}; one of {sorted(DTYPES)}")
-        client = _Client(url, key, timeout, retries, backoff)
+        client = _Client(
+            url, key, cafile=cafile, connect_timeout=connect_timeout, timeout=timeout,
+            per_clip_timeout=per_clip_timeout, retries=retries, backoff=backoff,
+        )  # fmt: skip
         status, info = client.request("GET", "/status")
         if status != 200:
             _raise_for(status, info, client.url)
@@ -237,6 +306,13 @@ class RemoteOracle(Oracle):
             _raise_for(code, info, self._client.url)
         return info
 
+    def max_wait(self, clips: int = 1) -> float:
+        """Seconds a request of ``clips`` may take at most before :class:`ServerUnavailable`:
+        ``(retries + 1) * (2 * connect_timeout + 2 * (timeout + per_clip_timeout * clips))``
+        plus the backoffs (a frozen server typically ends it after ``(retries + 1) * (timeout +
+        per_clip_timeout * clips)``)."""
+        return self._client.max_wait(clips)
+
     def close(self) -> None:
         """Close the connection (the next query opens a new one)."""
         self._client.close()
@@ -261,6 +337,7 @@ class RemoteOracle(Oracle):
                         SHAPE_HEADER: ",".join(str(s) for s in part.shape),
                         REQUEST_ID_HEADER: uuid.uuid4().hex,
                     },
+                    clips=part.shape[0],
                 )
                 if code != 200:
                     _raise_for(code, answer, client.url)

@@ -1,15 +1,20 @@
 """``python -m hba_lib.serve --model c3d --budget 10000 --port 8000``: serve a model over HTTP.
 
-The key comes from ``--keys-file`` (``<id> <key>`` lines), else ``$HBA_SERVE_KEY``, else
-``--key`` (visible to anyone who lists the machine's processes: prefer the other two). The
+Keys: ``--keys keys.json`` (one key per attacker, each with its own budget: key id -> SHA-256 of
+the key and budget; ``python -m hba_lib.serve keys add keys.json alice --budget 5000`` makes
+one), else ``--keys-file`` (``<id> <key>`` lines sharing ``--budget``), else ``$HBA_SERVE_KEY``,
+else ``--key`` (visible to anyone who lists the machine's processes: prefer the others). The
 server binds ``--host`` (default 127.0.0.1: this machine only) and ``--port`` (0: any free
-port); the line ``hba serve: listening on http://HOST:PORT`` on stdout says where, once the
-model is loaded. ``docs/serve.md`` has the whole story.
+port), with TLS when given ``--ssl-certfile`` and ``--ssl-keyfile``; the line ``hba serve:
+listening on http(s)://HOST:PORT`` on stdout says where, once the model is loaded.
+``docs/serve.md`` has the whole story.
 """
 
 from __future__ import annotations
 
 import argparse
+import ipaddress
+import logging
 import math
 import os
 import socket
@@ -18,7 +23,15 @@ import time
 from pathlib import Path
 
 from hba_lib.oracle.remote import KEY_ENV
-from hba_lib.serve.service import AuditLog, ModelService, key_id_of, read_keys_file
+from hba_lib.serve.service import (
+    AuditLog,
+    ModelService,
+    add_key,
+    key_id_of,
+    read_keys_file,
+    read_keys_json,
+    revoke_key,
+)
 from hba_lib.serve.targets import load_target
 
 MAX_BODY_BYTES = 2**28
@@ -37,7 +50,30 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000, help="0: any free port")
     p.add_argument("--key", default=None, help=f"the API key (prefer ${KEY_ENV} or --keys-file)")
-    p.add_argument("--keys-file", type=Path, default=None, help="'<id> <key>' per line")
+    p.add_argument(
+        "--keys",
+        type=Path,
+        default=None,
+        help="keys.json: one key per attacker, each its own budget (see 'keys add')",
+    )
+    p.add_argument("--keys-file", type=Path, default=None,
+                   help="'<id> <key>' per line, all sharing --budget")  # fmt: skip
+    p.add_argument("--ssl-certfile", type=Path, default=None, help="TLS certificate (PEM)")
+    p.add_argument("--ssl-keyfile", type=Path, default=None, help="TLS private key (PEM)")
+    p.add_argument("--body-timeout", type=float, default=10.0,
+                   help="seconds to wait for each piece of a body (408 after; default 10); "
+                        "a whole body gets that plus 1 s a MB")  # fmt: skip
+    p.add_argument(
+        "--max-inflight-mb",
+        type=float,
+        default=1024.0,
+        help="MB of bodies read or evaluated at once (503 past it; default 1024)",
+    )
+    p.add_argument(
+        "--audit-fsync",
+        action="store_true",
+        help="sync each audit line to disk (survives a machine crash; slower)",
+    )
     p.add_argument("--labels-only", action="store_true",
                    help="answer the top-1 label only, not its probability")  # fmt: skip
     p.add_argument("--max-batch", type=int, default=None,
@@ -54,22 +90,74 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def _keys(args: argparse.Namespace) -> dict[str, str]:
+def plain_http_warning(host: str, tls: bool) -> str | None:
+    """The warning for a server on ``host``: ``None`` on a loopback address or with TLS."""
+    if tls:
+        return None
+    try:
+        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a name: it may resolve to anything
+        loopback = False
+    if loopback:
+        return None
+    return (f"hba serve: WARNING: {host} may be reachable from other machines and there is no "
+            "TLS (--ssl-certfile/--ssl-keyfile): keys and clips cross the network in the clear")  # fmt: skip
+
+
+def _keys(args: argparse.Namespace) -> dict[str, object]:
+    """The ``ModelService`` keyword arguments for the keys: ``accounts=`` or ``keys=``."""
+    if args.keys is not None:
+        if args.keys_file is not None or args.budget is not None:
+            raise SystemExit("--keys gives each key its budget: no --keys-file or --budget with it")
+        try:
+            return {"accounts": read_keys_json(args.keys)}
+        except (OSError, ValueError) as exc:
+            raise SystemExit(f"hba serve: --keys {args.keys}: {exc}") from None
     if args.keys_file is not None:
-        return read_keys_file(args.keys_file)
+        return {"keys": read_keys_file(args.keys_file), "budget": args.budget}
     key = os.environ.get(KEY_ENV) or args.key
     if not key:
-        raise SystemExit(f"give an API key: --keys-file, ${KEY_ENV} or --key")
-    return {key_id_of(key): key}
+        raise SystemExit(f"give an API key: --keys, --keys-file, ${KEY_ENV} or --key")
+    return {"keys": {key_id_of(key): key}, "budget": args.budget}
+
+
+def keys_main(argv: list[str]) -> int:
+    """``python -m hba_lib.serve keys add|revoke|list FILE [ID] [--budget N]``: edit a --keys
+    file. ``add`` prints the new key once (the file keeps its SHA-256 only)."""
+    p = argparse.ArgumentParser(prog="python -m hba_lib.serve keys", description=keys_main.__doc__)
+    p.add_argument("action", choices=("add", "revoke", "list"))
+    p.add_argument("file", type=Path)
+    p.add_argument("key_id", nargs="?")
+    p.add_argument("--budget", type=int, default=None, help="clips (default: unlimited)")
+    args = p.parse_args(argv)
+    try:
+        if args.action == "list":
+            for kid, (_, budget) in read_keys_json(args.file).items():
+                print(kid, "unlimited" if budget is None else budget)
+            return 0
+        if not args.key_id:
+            p.error(f"{args.action} needs a key id")
+        if args.action == "add":
+            print(add_key(args.file, args.key_id, args.budget))
+        else:
+            revoke_key(args.file, args.key_id)
+    except (OSError, ValueError) as exc:
+        raise SystemExit(f"hba serve keys: {exc}") from None
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["keys"]:
+        return keys_main(argv[1:])
     args = parse_args(argv)
+    if (args.ssl_certfile is None) != (args.ssl_keyfile is None):
+        raise SystemExit("give both --ssl-certfile and --ssl-keyfile, or neither")
     import torch
     import uvicorn
 
     from hba_lib import paths
-    from hba_lib.serve.app import create_app
+    from hba_lib.serve.app import HttpLayerAudit, Limits, create_app
 
     if args.threads is not None:
         torch.set_num_threads(args.threads)
@@ -85,11 +173,16 @@ def main(argv: list[str] | None = None) -> int:
     clip_bytes = 4 * math.prod(clip)  # float32, the largest wire dtype
     max_batch = args.max_batch or max(1, min(256, MAX_BODY_BYTES // clip_bytes))
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    audit = AuditLog(args.audit_log or paths.RUNS / "serve" / f"audit-{stamp}-{os.getpid()}.jsonl")
+    audit = AuditLog(
+        args.audit_log or paths.RUNS / "serve" / f"audit-{stamp}-{os.getpid()}.jsonl",
+        fsync=args.audit_fsync,
+    )
     service = ModelService(
-        model, name=args.name or args.model, clip_shape=clip, budget=args.budget, keys=keys,
-        audit=audit, probs=not args.labels_only, max_batch=max_batch, device=args.device,
+        model, name=args.name or args.model, clip_shape=clip, audit=audit,
+        probs=not args.labels_only, max_batch=max_batch, device=args.device, **keys,  # type: ignore[arg-type]
     )  # fmt: skip
+    limits = Limits(body_timeout=args.body_timeout,
+                    max_inflight_bytes=int(args.max_inflight_mb * 2**20))  # fmt: skip
     family = socket.AF_INET6 if ":" in args.host else socket.AF_INET
     # proto IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY only on sockets that say they are TCP,
     # and without it a keep-alive answer waits out the client's delayed ACK (40 ms a request)
@@ -98,15 +191,26 @@ def main(argv: list[str] | None = None) -> int:
     sock.bind((args.host, args.port))
     sock.listen(2048)  # connections wait in the backlog until uvicorn takes them: no refusals
     host, port = sock.getsockname()[:2]
-    if args.host not in ("127.0.0.1", "localhost", "::1"):
-        print(f"hba serve: WARNING: {args.host} is reachable from other machines and there is no "
-              "TLS: keys and clips cross the network in the clear", file=sys.stderr)  # fmt: skip
-    budget = "unlimited" if args.budget is None else f"{args.budget:,} clips"
+    tls = args.ssl_certfile is not None
+    warning = plain_http_warning(args.host, tls)
+    if warning:
+        print(warning, file=sys.stderr)
+    if args.keys is not None:
+        budget = "one per key"
+    else:
+        budget = "unlimited" if args.budget is None else f"{args.budget:,} clips"
     print(f"hba serve: {service.name}, clips {list(clip)}, budget {budget}, keys "
-          f"{list(keys)}, audit log {audit.path}")  # fmt: skip
+          f"{list(service.used())}, audit log {audit.path}")  # fmt: skip
     url_host = f"[{host}]" if ":" in host else host
-    print(f"hba serve: listening on http://{url_host}:{port}", flush=True)
-    config = uvicorn.Config(create_app(service), log_level="warning", access_log=False)
+    scheme = "https" if tls else "http"
+    config = uvicorn.Config(
+        create_app(service, limits), log_level="warning", access_log=False, http="h11",
+        ssl_certfile=str(args.ssl_certfile) if tls else None,
+        ssl_keyfile=str(args.ssl_keyfile) if tls else None,
+    )  # fmt: skip
+    # uvicorn configured its loggers above; what its HTTP layer refuses goes to the audit log too
+    logging.getLogger("uvicorn.error").addHandler(HttpLayerAudit(audit))
+    print(f"hba serve: listening on {scheme}://{url_host}:{port}", flush=True)
     try:
         uvicorn.Server(config).run(sockets=[sock])
     finally:

@@ -5,21 +5,28 @@ Two routes, both behind the API key (header ``X-API-Key``):
 - ``POST /classify``: a batch of clips (wire format: :mod:`hba_lib.oracle.remote`) -> JSON
   ``{"request_id", "labels", "probs" (unless --labels-only), "nonfinite", "used",
   "remaining"}``; refused whole with 401 (key), 400 / 413 / 415 / 422 (malformed, with a
-  ``detail``), 409 (a request id reused for another body) or 429 (the budget);
-- ``GET /status``: the model's name, budget, queries used and left, the clips it takes.
+  ``detail``), 408 (a body too slow), 409 (a request id reused for another body), 429 (the
+  key's budget) or 503 (too many bytes in flight: try again);
+- ``GET /status``: the model's name, the clips it takes, and the caller's account (budget,
+  queries used and left).
 
-Every request, answered or refused, is one line of the audit log. The headers are checked
-before the body is read, the body is read into a buffer of exactly the declared size (a longer
-or shorter one is refused), and the model runs in a worker thread, so ``/status`` answers while
-a batch is evaluated.
+Every request, answered or refused, is one line of the audit log, and a refusal's line says
+why; a request the model evaluates is also a ``reserved`` line before it is
+(:mod:`hba_lib.serve.audit`). The headers are checked before the body is read; the body is
+kept as it arrives, piece by piece, and joined once whole (a header promises nothing the server
+pays for), within :class:`Limits`. The model runs in a worker thread and the handlers take no
+lock the model holds, so ``/status`` and refusals answer while a batch is evaluated.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
+import logging
 import time
 import traceback
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -29,41 +36,94 @@ from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect
 
 from hba_lib.oracle.remote import KEY_HEADER
-from hba_lib.serve.service import ClipRequest, ModelService, Refusal, Reply
+from hba_lib.serve.audit import AuditLog
+from hba_lib.serve.service import ClipRequest, EvaluationFailed, ModelService, Refusal, Reply
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What a request may take of the server: ``body_timeout`` seconds to wait for each piece of
+    a body (and ``body_timeout + bytes / min_body_rate`` for all of it), ``max_inflight_bytes``
+    of bodies being read or evaluated at once (a request over it: 503)."""
+
+    body_timeout: float = 10.0
+    min_body_rate: float = 1e6
+    max_inflight_bytes: int = 2**30
+
+    def body_deadline(self, nbytes: int) -> float:
+        """Seconds a body of ``nbytes`` may take in all."""
+        return self.body_timeout + nbytes / self.min_body_rate
 
 
 def _json(status: int, payload: dict[str, Any]) -> Response:
     return Response(json.dumps(payload), status, media_type="application/json")
 
 
-async def _read_body(request: Request, nbytes: int) -> bytearray:
-    """The body, exactly ``nbytes`` long, else :class:`Refusal` (400)."""
-    buf = bytearray(nbytes)
-    view, pos = memoryview(buf), 0
-    async for chunk in request.stream():
-        end = pos + len(chunk)
-        if end > nbytes:
+async def _read_body(request: Request, nbytes: int, limits: Limits) -> bytearray:
+    """The body, exactly ``nbytes`` long, read as it comes (the buffer grows with it); else
+    :class:`Refusal`: 400 (too long or short), 408 (a piece or the whole too slow)."""
+    loop = asyncio.get_running_loop()
+    t0 = loop.time()
+    deadline = t0 + limits.body_deadline(nbytes)
+    parts: list[bytes] = []  # the pieces as they came; joined once, at the end
+    got = 0
+    pieces = request.stream().__aiter__()
+    while True:
+        wait = min(limits.body_timeout, deadline - loop.time())
+        try:
+            if wait <= 0:
+                raise TimeoutError
+            chunk = await asyncio.wait_for(pieces.__anext__(), wait)
+        except StopAsyncIteration:
+            break
+        except TimeoutError:
+            raise Refusal(
+                408, f"body too slow: {got} of {nbytes} bytes after "
+                f"{loop.time() - t0:.1f} s (this server waits {limits.body_timeout:g} s for each "
+                f"piece, {limits.body_deadline(nbytes):.1f} s for the whole body)"
+            ) from None  # fmt: skip
+        got += len(chunk)
+        if got > nbytes:
             raise Refusal(400, f"body longer than the {nbytes} bytes its shape and dtype make")
-        view[pos:end] = chunk
-        pos = end
-    if pos < nbytes:
-        raise Refusal(400, f"truncated body: {pos} of the {nbytes} bytes its shape and dtype make")
-    return buf
+        parts.append(chunk)
+    if got < nbytes:
+        raise Refusal(400, f"truncated body: {got} of the {nbytes} bytes its shape and dtype make")
+    return bytearray().join(parts)
 
 
-def create_app(service: ModelService) -> FastAPI:
-    """The ASGI app serving ``service`` (run it with uvicorn, as ``python -m hba_lib.serve``)."""
+class HttpLayerAudit(logging.Handler):
+    """Writes what uvicorn's HTTP layer refuses before the app sees it (its warnings: a request
+    h11 cannot parse, answered 400; a connection over the concurrency limit, 503) to the audit
+    log as ``http_layer`` lines. Attach it to the ``uvicorn.error`` logger."""
+
+    STATUS = {"Invalid HTTP request received.": 400, "Exceeded concurrency limit.": 503}
+
+    def __init__(self, audit: AuditLog) -> None:
+        super().__init__(logging.WARNING)
+        self.audit = audit
+
+    def emit(self, record: logging.LogRecord) -> None:
+        msg = record.getMessage()
+        self.audit.write("http_layer", status=self.STATUS.get(msg), detail=msg)
+
+
+def create_app(service: ModelService, limits: Limits | None = None) -> FastAPI:
+    """The ASGI app serving ``service`` within ``limits`` (run it with uvicorn, as
+    ``python -m hba_lib.serve``)."""
+    limits = limits or Limits()
+    inflight = 0  # bytes of the bodies being read or evaluated; only the event loop moves it
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
         yield
-        service.audit.write("stop", used=service.used(), requests=service.requests)
+        service.audit.write("stop", used=service.used())
 
     app = FastAPI(
         title="hba model server", docs_url=None, redoc_url=None, openapi_url=None,
         lifespan=lifespan,
     )  # fmt: skip
     audit = service.audit
+    no_key = f"missing or wrong API key ({KEY_HEADER})"
 
     def client_of(request: Request) -> str | None:
         return request.client.host if request.client else None
@@ -81,31 +141,50 @@ def create_app(service: ModelService) -> FastAPI:
     async def status(request: Request) -> Response:
         key_id = service.authenticate(request.headers.get(KEY_HEADER))
         if key_id is None:
-            audit.write("status", status=401, key_id=None, client=client_of(request))
-            return _json(401, {"detail": f"missing or wrong API key ({KEY_HEADER})"})
-        info = service.status()
+            audit.write("status", status=401, key_id=None, client=client_of(request),
+                        detail=no_key)  # fmt: skip
+            return _json(401, {"detail": no_key})
+        info = service.status(key_id)
         audit.write("status", status=200, key_id=key_id, client=client_of(request),
                     used=info["used"])  # fmt: skip
         return _json(200, info)
 
     @app.post("/classify")
     async def classify(request: Request) -> Response:
+        nonlocal inflight
         t0 = time.perf_counter()
         key_id = service.authenticate(request.headers.get(KEY_HEADER))
         req: ClipRequest | None = None
+        held = 0
         try:
             if key_id is None:
-                raise Refusal(401, f"missing or wrong API key ({KEY_HEADER})")
+                raise Refusal(401, no_key)
             req = service.parse_headers(request.headers)
-            body = await _read_body(request, req.nbytes)
+            if inflight + req.nbytes > limits.max_inflight_bytes:
+                raise Refusal(
+                    503, f"busy: {inflight} bytes of requests in flight, and this one's "
+                    f"{req.nbytes} would pass the server's limit of {limits.max_inflight_bytes} "
+                    "(--max-inflight-mb); try again shortly"
+                )  # fmt: skip
+            held = req.nbytes
+            inflight += held
+            body = await _read_body(request, req.nbytes, limits)
             reply = await run_in_threadpool(service.classify, key_id, req, body)
         except Refusal as exc:
             reply = Reply(exc.status, {"detail": exc.message})
         except ClientDisconnect:
-            reply = Reply(499, {"detail": "the client closed the connection mid-body"})
-        except Exception:  # noqa: BLE001 - a fault of the model or the server: logged, not told
+            reply = Reply(499, {"detail": "the connection ended before the whole body came "
+                                          "(closed by the client, or cut by the HTTP layer: see "
+                                          "its http_layer line)"})  # fmt: skip
+        except EvaluationFailed as exc:
+            audit.write("error", seq=exc.seq, traceback=traceback.format_exc(limit=5))
+            reply = Reply(500, {"detail": "internal error (the server's audit log has it)"},
+                          seq=exc.seq, outcome="failed")  # fmt: skip
+        except Exception:  # noqa: BLE001 - a fault of the server: logged, not told
             audit.write("error", traceback=traceback.format_exc(limit=5))
             reply = Reply(500, {"detail": "internal error (the server's audit log has it)"})
+        finally:
+            inflight -= held
         code, answer = reply.status, reply.answer
         audit.write(
             "classify",
@@ -115,10 +194,13 @@ def create_app(service: ModelService) -> FastAPI:
             clips=req.shape[0] if req else None,
             counted=reply.counted,
             status=code,
-            used=answer["used"] if "used" in answer else service.used(),
-            replayed=bool(answer.get("replayed", False)),
+            outcome=reply.outcome,
+            seq=reply.seq,
+            used=answer["used"] if "used" in answer else key_id and service.used(key_id),
+            replayed=reply.outcome == "replayed",
             ms=round((time.perf_counter() - t0) * 1e3, 2),
             **({"model_ms": reply.model_ms} if reply.model_ms is not None else {}),
+            **({"released": req.shape[0]} if reply.outcome == "failed" and req else {}),
             **({"detail": answer["detail"]} if "detail" in answer else {}),
         )
         return _json(code, answer)

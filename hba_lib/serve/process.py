@@ -17,6 +17,7 @@ from __future__ import annotations
 import http.client
 import os
 import queue
+import ssl
 import subprocess
 import sys
 import threading
@@ -32,10 +33,19 @@ SOURCE_ROOT = Path(hba_lib.__file__).resolve().parents[1]
 
 
 def answers_http(url: str, timeout: float = 5.0) -> bool:
-    """Whether anything at ``url`` (``http://HOST:PORT``) answers ``GET /status`` with HTTP (any
-    status: without a key the server says 401, and that is an answer)."""
-    host, port = url.removeprefix("http://").rsplit(":", 1)
-    conn = http.client.HTTPConnection(host, int(port), timeout=timeout)
+    """Whether anything at ``url`` (``http://HOST:PORT`` or ``https://``) answers ``GET /status``
+    with HTTP (any status: without a key the server says 401, and that is an answer). Over TLS
+    the certificate is not checked: this asks only whether the child is up, and sends no key."""
+    tls = url.startswith("https://")
+    host, port = url.split("://", 1)[1].rsplit(":", 1)
+    if tls:
+        unchecked = ssl.create_default_context()
+        unchecked.check_hostname, unchecked.verify_mode = False, ssl.CERT_NONE
+        conn: http.client.HTTPConnection = http.client.HTTPSConnection(
+            host, int(port), timeout=timeout, context=unchecked
+        )
+    else:
+        conn = http.client.HTTPConnection(host, int(port), timeout=timeout)
     try:
         conn.request("GET", "/status")
         conn.getresponse().read()
@@ -54,7 +64,8 @@ class ServerProcess:
     server's options of those names; ``args``: any other options. ``echo``: print the server's
     lines until it is ready (a benchmark's user sees a slow model load). Raises
     ``RuntimeError`` with everything the server printed when it does not start within
-    ``startup_timeout`` seconds. ``output``: its lines so far; ``url``, ``port``: where it listens.
+    ``startup_timeout`` seconds. ``output``: its lines so far; ``url``, ``port``: where it listens
+    (``https://`` when ``args`` give ``--ssl-certfile`` and ``--ssl-keyfile``).
     """
 
     def __init__(
