@@ -296,7 +296,7 @@ class FrameGroups:
         changed = videos != self.x
         frames = changed.flatten(3).any(3).any(1).tolist()  # [n, T]
         inside = [True] * len(d) if self._outside is None else (
-            (~changed[:, self._outside].any(1)).tolist())  # fmt: skip
+            (~(changed & self._outside).flatten(1).any(1)).tolist())  # fmt: skip
         for k in range(len(d)):
             key = (inside[k], tuple(frames[k]))
             if key not in self.groups or d[k] < self.groups[key][0]:
