@@ -89,9 +89,9 @@ def bare_throughput(
     return {bs: sorted(r)[len(r) // 2] for bs, r in rates.items()}
 
 
-def logged(process, counted: CountingModel, log: list[tuple[int, str, int]]):
-    """Pass ``process``'s requests through, logging ``(forward index, phase, clips)`` of each
-    answered one (the index of the model's forward that answered it)."""
+def logged(process, counted: CountingModel, log: list[tuple[int, str, int, int]], video: int = 0):
+    """Pass ``process``'s requests through, logging ``(forward index, phase, clips, video)`` of
+    each answered one (the index of the model's forward that answered it)."""
     try:
         request = next(process)
         while True:
@@ -102,7 +102,7 @@ def logged(process, counted: CountingModel, log: list[tuple[int, str, int]]):
             except BaseException as exc:  # noqa: B036 - the budget's refusal, handed on
                 request = process.throw(exc)
                 continue
-            log.append((counted.calls, request.phase, request.points.shape[0]))
+            log.append((counted.calls, request.phase, request.points.shape[0], video))
             request = process.send(answer)
     except StopIteration as stop:
         return stop.value
@@ -115,10 +115,10 @@ def lockstep_run(attack, counted: CountingModel, chosen, budget: int, max_batch:
     base = Oracle(counted, max_batch=max_batch)
     n = len(chosen.labels)
     oracles = [base.fork(budget) for _ in range(n)]
-    log: list[tuple[int, str, int]] = []
+    log: list[tuple[int, str, int, int]] = []
     procs = [
         logged(attack.process(chosen.xs[i], make_goal(chosen.labels[i], chosen.targets[i]),
-                              chosen.candidates[i], None, None, base.device), counted, log)
+                              chosen.candidates[i], None, None, base.device), counted, log, i)
         for i in range(n)
     ]  # fmt: skip
     sync(device)
@@ -151,7 +151,7 @@ def lockstep_comparison(args, model, chosen, top: float) -> None:
     for name, (results, wall, forwards, log, cpu) in rows.items():
         q = sum(r.queries for r in results)
         clips, reqs = Counter(), Counter()
-        for _, phase, k in log:
+        for _, phase, k, _ in log:
             clips[phase] += k
             reqs[phase] += 1
         per = {ph: clips[ph] / reqs[ph] if reqs[ph] else float("nan") for ph in clips}
@@ -164,7 +164,11 @@ def lockstep_comparison(args, model, chosen, top: float) -> None:
         f"\ntemporal+spatial / opt, clips per forward: {(q_t / f_t) / (q_o / f_o):.2f} (goal "
         f">= 0.8); q/s: {(q_t / w_t) / (q_o / w_o):.2f}; q per CPU s: {(q_t / c_t) / (q_o / c_o):.2f}"
     )
-    for name, (results, *_rest) in rows.items():
+    for name, (results, _, _, log, _) in rows.items():
+        steps = Counter(v for *_, v in log)  # a video's requests: the steps it took part in
+        print(f"{name}: steps per video (one request a step) mean {sum(steps.values()) / len(steps):.0f}, "
+              f"max {max(steps.values())}; queries per step per video "
+              f"{sum(r.queries for r in results) / sum(steps.values()):.2f}")  # fmt: skip
         stops = Counter(r.stop_reason for r in results)
         ok = sum(r.success for r in results)
         print(f"{name}: successes {ok}/{len(results)}, stop reasons {dict(stops)}, median "
