@@ -7,22 +7,33 @@ Prints, for the default C3D on this machine:
    - batched, one video at a time: the q probes' local searches in lockstep;
    - batched, all videos in lockstep (``OptAttack.run_many``): one forward per step for all;
    as queries/s and as a share of the best-batch throughput (goal: >= 70 %), and the batching
-   gain as a measured ratio. All three spend exactly the same queries on the same points.
+   gain as a measured ratio. All three spend exactly the same queries on the same points;
+3. at one lockstep width (``--videos`` videos in ``run_many``), ``make_attack("opt")`` against
+   ``make_attack("temporal+spatial")`` (same optimizer, seed, budget, videos and candidates):
+   clips per forward (a count, robust to the machine's load; the oracle forwards a whole
+   lockstep step at once, so a forward is a step), q/s, and per phase the clips per request
+   (how many clips one video asks about at a time; ``init`` holds the candidates' searches and
+   the key-frame search of Algorithm 1, ``optimisation`` the probes and the line search).
 
     .venv/bin/python benchmarks/bench_attack.py                 # CPU, a few minutes
     .venv/bin/python benchmarks/bench_attack.py --device cuda --videos 8 --budget 20000
+    .venv/bin/python benchmarks/bench_attack.py --lockstep-only --videos 16   # part 3 only
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import subprocess
 import sys
 import time
+from collections import Counter
 
 import torch
 
-from hba_lib.attacks import OptAttack, OptAttackConfig, attack_set
+from hba_lib.attacks import OptAttack, OptAttackConfig, attack_set, drive_many, make_attack
 from hba_lib.oracle import Oracle
+from hba_lib.oracle.goals import make_goal
 
 
 def load_model(name: str, device: str, untrained: bool, checkpoint: str | None = None):
@@ -78,6 +89,108 @@ def bare_throughput(
     return {bs: sorted(r)[len(r) // 2] for bs, r in rates.items()}
 
 
+def logged(process, counted: CountingModel, log: list[tuple[int, str, int, int]], video: int = 0):
+    """Pass ``process``'s requests through, logging ``(forward index, phase, clips, video)`` of
+    each answered one (the index of the model's forward that answered it)."""
+    try:
+        request = next(process)
+        while True:
+            try:
+                answer = yield request
+            except GeneratorExit:
+                raise
+            except BaseException as exc:  # noqa: B036 - the budget's refusal, handed on
+                request = process.throw(exc)
+                continue
+            log.append((counted.calls, request.phase, request.points.shape[0], video))
+            request = process.send(answer)
+    except StopIteration as stop:
+        return stop.value
+
+
+def lockstep_run(attack, counted: CountingModel, chosen, budget: int, max_batch: int, device):
+    """``attack.run_many`` on every video of ``chosen`` (its forks, budgets and processes; no
+    progress bar), with each request logged: ``(results, wall, forwards, log, cpu)``, ``cpu``
+    the process's CPU seconds (less moved by other processes on the machine than ``wall``)."""
+    base = Oracle(counted, max_batch=max_batch)
+    n = len(chosen.labels)
+    oracles = [base.fork(budget) for _ in range(n)]
+    log: list[tuple[int, str, int, int]] = []
+    procs = [
+        logged(attack.process(chosen.xs[i], make_goal(chosen.labels[i], chosen.targets[i]),
+                              chosen.candidates[i], None, None, base.device), counted, log, i)
+        for i in range(n)
+    ]  # fmt: skip
+    sync(device)
+    counted.calls = counted.clips = 0
+    t0, c0 = time.perf_counter(), time.process_time()
+    results = drive_many(procs, oracles)
+    sync(device)
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    assert sum(r.queries for r in results) == counted.clips == base.used, "every clip counted"
+    return results, wall, counted.calls, log, cpu
+
+
+def lockstep_comparison(args, model, chosen, top: float) -> None:
+    """Part 3: ``opt`` against ``temporal+spatial`` at one lockstep width."""
+    counted = CountingModel(model)
+    width = len(chosen.labels)
+    print(f"\n## opt against temporal+spatial, {width} videos in lockstep (run_many), same "
+          f"optimizer (opt), seed {args.seed}, budget {args.budget}, {args.candidates} "
+          f"candidates; oracle chunk {args.max_batch} (one forward per lockstep step)\n")  # fmt: skip
+    rows = {}
+    for name in ("opt", "temporal+spatial"):
+        attack = make_attack(name, optimizer="opt", query_budget=args.budget, seed=args.seed)
+        rows[name] = lockstep_run(attack, counted, chosen, args.budget, args.max_batch,
+                                  args.device)  # fmt: skip
+    print(
+        "| attack | queries | forwards | clips per forward | q/s | share of bare best | q per CPU s "
+        "| init clips per request | optimisation clips per request | init share of queries |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for name, (results, wall, forwards, log, cpu) in rows.items():
+        q = sum(r.queries for r in results)
+        clips, reqs = Counter(), Counter()
+        for _, phase, k, _ in log:
+            clips[phase] += k
+            reqs[phase] += 1
+        per = {ph: clips[ph] / reqs[ph] if reqs[ph] else float("nan") for ph in clips}
+        print(f"| {name} | {q} | {forwards} | {q / forwards:.1f} | {q / wall:,.0f} | "
+              f"{100 * q / wall / top:.0f} % | {q / cpu:,.0f} | {per.get('init', float('nan')):.2f} | "
+              f"{per.get('optimisation', float('nan')):.2f} | {100 * clips['init'] / q:.0f} % |")  # fmt: skip
+    (r_o, w_o, f_o, _, c_o), (r_t, w_t, f_t, _, c_t) = rows["opt"], rows["temporal+spatial"]
+    q_o, q_t = sum(r.queries for r in r_o), sum(r.queries for r in r_t)
+    print(
+        f"\ntemporal+spatial / opt, clips per forward: {(q_t / f_t) / (q_o / f_o):.2f} (goal "
+        f">= 0.8); q/s: {(q_t / w_t) / (q_o / w_o):.2f}; q per CPU s: {(q_t / c_t) / (q_o / c_o):.2f}"
+    )
+    for name, (results, _, _, log, _) in rows.items():
+        steps = Counter(v for *_, v in log)  # a video's requests: the steps it took part in
+        print(f"{name}: steps per video (one request a step) mean {sum(steps.values()) / len(steps):.0f}, "
+              f"max {max(steps.values())}; queries per step per video "
+              f"{sum(r.queries for r in results) / sum(steps.values()):.2f}")  # fmt: skip
+        stops = Counter(r.stop_reason for r in results)
+        ok = sum(r.success for r in results)
+        print(f"{name}: successes {ok}/{len(results)}, stop reasons {dict(stops)}, median "
+              f"queries {sorted(r.queries for r in results)[len(results) // 2]}")  # fmt: skip
+
+
+def header(argv: list[str] | None) -> None:
+    """The command, the commit and the machine's load, for the printout's header."""
+    cmd = " ".join(sys.argv if argv is None else [sys.argv[0], *argv])
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                                text=True, check=True).stdout.strip()  # fmt: skip
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, check=True).stdout.strip()  # fmt: skip
+        commit += " (with uncommitted changes)" if dirty else ""
+    except (OSError, subprocess.CalledProcessError):
+        commit = "unknown"
+    load = " ".join(f"{v:.2f}" for v in os.getloadavg())
+    print(f"# command: {cmd}\n# commit: {commit}\n# load average (1, 5, 15 min) at start: "
+          f"{load} on {os.cpu_count()} CPUs")  # fmt: skip
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--device", default="cpu")
@@ -95,11 +208,14 @@ def main(argv: list[str] | None = None) -> int:
         help="oracle's clips per forward (0: the best bare batch size)",
     )
     ap.add_argument("--skip-single", action="store_true", help="skip the one-clip-per-query run")
+    ap.add_argument("--lockstep-only", action="store_true",
+                    help="only part 3: opt against temporal+spatial at one lockstep width")  # fmt: skip
     ap.add_argument("--untrained", action="store_true", help="random weights (no checkpoint)")
     ap.add_argument("--checkpoint", help="a model checkpoint instead of the default")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
+    header(argv)
 
     from hba_lib.data.synthetic import SyntheticActions
 
@@ -122,6 +238,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"| {bs} | {v:,.0f} |")
     print(f"\nbest-batch throughput: {bare[best_bs]:,.0f} clips/s at batch {best_bs}\n")
 
+    if args.lockstep_only:
+        lockstep_comparison(args, model, chosen, bare[best_bs])
+        after = bare_throughput(model, shape, args.device, args.seconds, [best_bs])[best_bs]
+        print(f"\nbare throughput at batch {best_bs} again after the runs: {after:,.0f} clips/s")
+        print(f"load average at the end: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
+        return 0
     chunk = args.chunk or best_bs
     print(f"oracle chunk: {chunk} clips per forward\n")
     counted = CountingModel(model)
@@ -186,6 +308,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"batching gain, {name}: {(q / wall) / (q1 / w1):.2f}x")
     ok = sum(r.success for r in ref)
     print(f"\nsuccesses {ok}/{len(ref)}; stop reasons {[r.stop_reason for r in ref]}")
+    lockstep_comparison(args, model, chosen, top)
+    print(f"load average at the end: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
     return 0
 
 

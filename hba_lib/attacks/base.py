@@ -91,7 +91,8 @@ class AttackConfig:
       ``grid_points`` (100) for the targeted initial search.
     - ``lam_cap``: searches give up past this ``lam`` (``None``: the diagonal of the [0, 1] box
       over the free values, ``sqrt(#values in the mask)``, beyond which every pixel has clipped).
-    - ``lockstep``: run the ``q`` probes' local searches in lockstep (batched) or one by one.
+    - ``lockstep``: run independent searches in lockstep (batched) or one by one: the ``q``
+      probes' local searches, and Algorithm 2's key-frame searches of its candidates.
     - ``seed``: seeds the probes' random directions (the same for every video).
     """
 
@@ -236,13 +237,14 @@ class AttackState:
         for bit) and answered adversarial, if it beats ``best`` and stays inside the mask."""
         self.closest.offer(videos)
 
-    def record(self) -> None:
+    def record(self, queries: int | None = None) -> None:
+        """Add ``(theta, g)`` to the trace, at ``queries`` (default: the queries spent so far)."""
         if self.theta is None or not math.isfinite(self.g):
             return
         x_adv = points(self.x, self.theta.unsqueeze(0), [self.g])[0]
         self.trace.append(
             TraceRow(
-                self.queries,
+                self.queries if queries is None else queries,
                 self.g,
                 distances.mean_absolute_perturbation(self.x, x_adv),
                 distances.l2_distance(self.x, x_adv),
@@ -380,7 +382,10 @@ class BoundaryAttack(QueryAttack):
     config: AttackConfig
 
     # -- plumbing: asking the oracle ----------------------------------------------------------------
-    def _ask(self, st: AttackState, pts: torch.Tensor, phase: str, reserve: int = 1):
+    def _ask(self, st: AttackState, pts: torch.Tensor, phase: str, reserve: int = 1,
+             see: bool = True):  # fmt: skip
+        """Ask the oracle about ``pts`` under the budget, counted; ``see``: offer the answered
+        adversarial points to ``st`` (``False``: the caller keeps that bookkeeping)."""
         budget = self.config.query_budget
         if budget is not None and st.queries + pts.shape[0] > budget - reserve:
             raise BudgetExhausted(
@@ -395,7 +400,7 @@ class BoundaryAttack(QueryAttack):
             raise
         st.queries += pts.shape[0]
         st.by_phase[phase] += pts.shape[0]
-        if st.goal is not None:
+        if see and st.goal is not None:
             st.see(pts, answer.labels)
         return answer
 

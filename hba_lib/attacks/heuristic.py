@@ -32,12 +32,16 @@ from hba_lib.attacks.base import AttackConfig, AttackState, BoundaryAttack, Quer
 from hba_lib.attacks.hsja import HopSkipJump, SemicircleBoundary
 from hba_lib.attacks.opt_attack import OPT_PRESETS, OptAttack, OptAttackConfig
 from hba_lib.attacks.sign_opt import SignOPT
-from hba_lib.heuristics.key_frames import ACCEPTANCE_RULES, TRIALS, select_key_frames
+from hba_lib.heuristics.key_frames import (
+    ACCEPTANCE_RULES,
+    TRIALS,
+    KeyFrameSearch,
+    select_key_frames,
+)
+from hba_lib.oracle import BudgetExhausted
 from hba_lib.oracle.closest import Closest
 from hba_lib.oracle.goals import Goal
-from hba_lib.oracle.queries import (
-    QueryProcess,
-)
+from hba_lib.oracle.queries import QueryProcess, together
 from hba_lib.oracle.subspace import parse_subspace
 
 OPTIMIZERS = ("opt", "opt-authors", "opt-relative", "sign-opt", "hsja", "cgba")
@@ -188,28 +192,43 @@ class HeuristicAttack(QueryAttack):
                               candidates: torch.Tensor):  # fmt: skip
         """Algorithm 1 on the candidates that survive :meth:`candidate_starts`; the one whose
         key-frame direction is closest to the boundary (smallest ``g``: the paper's "initial
-        direction which has the minimum distance to the decision boundary") seeds ``st``."""
+        direction which has the minimum distance to the decision boundary") seeds ``st``.
+
+        The survivors' key-frame searches are independent of one another: with the optimizer's
+        ``lockstep`` (default) they run in lockstep (:func:`key_frames_in_lockstep`), one
+        request per step for all, with exactly the queries and the result of running them one
+        after another (``lockstep=False``) whenever the budget does not cut them."""
         h, cfg = self.heuristics, attack.config
         spatial, cap = st.mask, attack._cap(st)  # st.mask narrows as key frames are found
         ans = yield from attack._ask(st, candidates, "init")
         adversarial = goal.is_adversarial(ans.labels).nonzero().flatten().tolist()
         searches, best, starts = [], None, []
+
+        def search(i: int, g0: float, seen: torch.Tensor | None):
+            return select_key_frames(
+                st.x, candidates[i], goal, h.omega, spatial, cfg.tol, cap, h.acceptance,
+                cfg.targeted_grow, cfg.grid_points, h.trial, initial_g=g0, initial_x_adv=seen,
+            )  # fmt: skip
+
+        def adopt(i: int, found: KeyFrameSearch, queries: int | None = None) -> None:
+            """What follows candidate ``i``'s search: keep it if it is the closest so far."""
+            nonlocal best
+            searches.append((i, found))
+            usable = found.theta is not None and math.isfinite(found.g)
+            if usable and (best is None or found.g < best[1].g):
+                best = (i, found)
+                st.theta, st.g, st.mask = found.theta, found.g, found.mask
+                if found.x_adv is not None:  # the closest it queried inside its mask
+                    st.keep(found.x_adv.unsqueeze(0))
+                st.record(queries)  # the trace shows the key-frame search's progress
+
         try:
             starts = yield from self.candidate_starts(attack, st, goal, candidates, adversarial)
-            for i, g0, seen in starts:
-                found = yield from attack.delegate(st, select_key_frames(
-                    st.x, candidates[i], goal, h.omega, spatial, cfg.tol, cap,
-                    h.acceptance, cfg.targeted_grow, cfg.grid_points, h.trial, initial_g=g0,
-                    initial_x_adv=seen,
-                ))  # fmt: skip
-                searches.append((i, found))
-                usable = found.theta is not None and math.isfinite(found.g)
-                if usable and (best is None or found.g < best[1].g):
-                    best = (i, found)
-                    st.theta, st.g, st.mask = found.theta, found.g, found.mask
-                    if found.x_adv is not None:  # the closest it queried inside its mask
-                        st.keep(found.x_adv.unsqueeze(0))
-                    st.record()  # the trace shows the key-frame search's progress
+            if cfg.lockstep and len(starts) > 1:
+                yield from key_frames_in_lockstep(attack, st, goal, spatial, starts, search, adopt)
+            else:
+                for i, g0, seen in starts:
+                    adopt(i, (yield from attack.delegate(st, search(i, g0, seen))))
         finally:  # also when the budget cuts the search: the result says what was tried
             st.info["key_frames"] = {
                 "start_queries": st.info.get("key_frames", {}).get("start_queries", 0),
@@ -247,6 +266,104 @@ class HeuristicAttack(QueryAttack):
         result.info["heuristics"] = asdict(self.heuristics)
         result.info["attack"] = self.name
         return result
+
+
+class FrameGroups:
+    """The adversarial points one key-frame search queried, for replaying later what
+    :meth:`AttackState.see <hba_lib.attacks.base.AttackState.see>` would have kept of them.
+
+    Which mask a point is kept under depends on the searches before it, so the points are
+    grouped by what decides that: whether the point stays inside the spatial mask, and the set
+    of frames it changes (every mask in play is the spatial mask with whole frames dropped).
+    Each group keeps its closest point (the first of equals), with its distance computed as
+    :class:`~hba_lib.oracle.closest.Closest` computes it and its place in the query order."""
+
+    def __init__(self, x: torch.Tensor, spatial: torch.Tensor | None, goal: Goal) -> None:
+        self.x, self.goal = x, goal
+        self._outside = None if spatial is None else spatial.expand_as(x) == 0
+        self.groups: dict[tuple, tuple[float, int, torch.Tensor]] = {}
+        self.queries = 0  # queries answered for this search
+        self._seen = 0
+
+    def add(self, pts: torch.Tensor, labels: torch.Tensor) -> None:
+        """Record one answered request (as ``AttackState.see`` reads it)."""
+        self.queries += pts.shape[0]
+        adv = self.goal.is_adversarial(labels)
+        if not bool(adv.any()):
+            return
+        videos = pts.index_select(0, adv.nonzero().flatten().to(pts.device)).clamp_(0.0, 1.0)
+        d = torch.linalg.vector_norm((videos - self.x).flatten(1), dim=1).tolist()
+        changed = videos != self.x
+        frames = changed.flatten(3).any(3).any(1).tolist()  # [n, T]
+        inside = [True] * len(d) if self._outside is None else (
+            (~(changed & self._outside).flatten(1).any(1)).tolist())  # fmt: skip
+        for k in range(len(d)):
+            key = (inside[k], tuple(frames[k]))
+            if key not in self.groups or d[k] < self.groups[key][0]:
+                self.groups[key] = (d[k], self._seen + k, videos[k].clone())
+        self._seen += len(d)
+
+    def watch(self, process: QueryProcess):
+        """Run ``process``, recording every request it is answered; returns its value."""
+        try:
+            request = next(process)
+            while True:
+                try:
+                    answer = yield request
+                except GeneratorExit:
+                    raise
+                except BaseException as exc:  # noqa: B036 - handed on, as ``yield from`` does
+                    request = process.throw(exc)
+                    continue
+                self.add(request.points, answer.labels)
+                request = process.send(answer)
+        except StopIteration as stop:
+            return stop.value
+
+    def offer_to(self, closest: Closest) -> None:
+        """What offering every recorded point to ``closest``, in query order, would leave."""
+        inside = [v for v in self.groups.values() if closest.inside(v[2])]
+        if inside:
+            d, _, video = min(inside, key=lambda v: (v[0], v[1]))
+            if d < closest.distance:
+                closest.distance, closest.video = d, video
+
+
+def key_frames_in_lockstep(attack: BoundaryAttack, st: AttackState, goal: Goal,
+                           spatial: torch.Tensor | None, starts: list, search, adopt):  # fmt: skip
+    """The key-frame searches of ``starts`` (``search(i, g0, video)`` builds one) in lockstep:
+    one request per step for every search still running (:func:`~hba_lib.oracle.queries.
+    together`), counted and budgeted by ``attack``. Then, in the candidates' order, what the
+    one-after-another loop does after each search (``adopt(i, found, queries)``), and what
+    ``st`` would have kept of its queries under the mask in force at the time, so ``st``,
+    its trace (at the query counts the loop would have had) and the result are those of the
+    loop. A budget that cuts them short ends the searches still running (their points are
+    still offered; the finished ones are adopted); a request that does not fit is asked again
+    with fewer searches, so the budget holds exactly."""
+    groups = [FrameGroups(st.x, spatial, goal) for _ in starts]
+    found: dict[int, KeyFrameSearch] = {}
+    merged = together(
+        [groups[k].watch(search(i, g0, seen)) for k, (i, g0, seen) in enumerate(starts)],
+        done=found.__setitem__,
+    )
+    spent = st.queries
+    try:
+        request = next(merged)
+        while True:
+            try:
+                answer = yield from attack._ask(st, request.points, request.phase, see=False)
+            except BudgetExhausted as exc:  # did not fit: fewer searches, or the end
+                request = merged.throw(exc)
+                continue
+            request = merged.send(answer)
+    except StopIteration:
+        pass
+    finally:  # also when cut: replay what the one-after-another loop does, in its order
+        for k, (i, _, _) in enumerate(starts):
+            groups[k].offer_to(st.closest)
+            spent += groups[k].queries
+            if k in found:
+                adopt(i, found[k], spent)
 
 
 def make_attack(

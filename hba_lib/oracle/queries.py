@@ -16,13 +16,13 @@ pseudo-code, and :func:`search_process` turns one into a query process.
 from __future__ import annotations
 
 import math
-from collections.abc import Generator, Sequence
+from collections.abc import Callable, Generator, Sequence
 from typing import Any, NamedTuple
 
 import numpy as np
 import torch
 
-from hba_lib.oracle import Answer
+from hba_lib.oracle import Answer, BudgetExhausted
 from hba_lib.oracle.subspace import Subspace, parse_subspace
 
 
@@ -195,3 +195,70 @@ def search_process(
             lam = search.send(bool(goal.is_adversarial(ans.labels)[0]))
     except StopIteration as stop:
         return stop.value
+
+
+def together(
+    processes: Sequence[Generator[Request, Answer, Any]],
+    done: Callable[[int, Any], None] | None = None,
+) -> Generator[Request, Answer, list[Any]]:
+    """Run several independent query processes as one: each step merges their pending requests
+    into one :class:`Request` (the processes whose request has the phase of the first pending
+    one, in order; the others wait) and splits the answer. Each process is sent exactly the
+    answers it would get alone. Returns their values, in order; ``done(i, value)`` is called as
+    process ``i`` returns.
+
+    A :class:`~hba_lib.oracle.BudgetExhausted` thrown in for a merged request (it did not fit)
+    is answered by asking again without its last part (that process waits), so what the budget
+    allows goes to the processes in order; thrown in for a single part, it goes on to that
+    process, which ends (its value is kept) or raises, as it would alone. Any other exception
+    thrown in ends them all.
+    """
+    results: list[Any] = [None] * len(processes)
+    pending: dict[int, Request] = {}
+
+    def finished(i: int, value: Any) -> None:
+        results[i] = value
+        pending.pop(i, None)
+        if done is not None:
+            done(i, value)
+
+    for i, proc in enumerate(processes):
+        try:
+            pending[i] = next(proc)
+        except StopIteration as stop:
+            finished(i, stop.value)
+    while pending:
+        phase = next(iter(pending.values())).phase
+        idx = [i for i, req in pending.items() if req.phase == phase]
+        while True:
+            parts = [pending[i] for i in idx]
+            merged = Request(
+                parts[0].points if len(parts) == 1 else torch.cat([r.points for r in parts]),
+                phase,
+                max(r.reserve for r in parts),
+            )
+            try:
+                answer = yield merged
+                break
+            except BudgetExhausted as exc:
+                if len(idx) > 1:
+                    idx.pop()  # ask again for fewer; the last part waits
+                    continue
+                try:  # a single part that does not fit: its process decides, as alone
+                    pending[idx[0]] = processes[idx[0]].throw(exc)
+                except StopIteration as stop:
+                    finished(idx[0], stop.value)
+                idx = []
+                break
+        offset = 0
+        for i in idx:
+            size = pending[i].points.shape[0]
+            part = Answer(
+                answer.labels[offset : offset + size], answer.probs[offset : offset + size]
+            )
+            offset += size
+            try:
+                pending[i] = processes[i].send(part)
+            except StopIteration as stop:
+                finished(i, stop.value)
+    return results

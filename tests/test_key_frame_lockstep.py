@@ -1,0 +1,241 @@
+"""Algorithm 2's key-frame searches in lockstep: the same queries and results as one after
+another, fewer oracle calls, the budget held to the query (``queries.together``,
+``heuristic.key_frames_in_lockstep``, ``heuristic.FrameGroups``)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from hba_lib.attacks import drive, make_attack
+from hba_lib.attacks.heuristic import FrameGroups
+from hba_lib.oracle import BudgetExhausted, Oracle
+from hba_lib.oracle.closest import Closest
+from hba_lib.oracle.goals import Untargeted
+from hba_lib.oracle.queries import local_search, search_process, together
+
+torch.set_num_threads(1)
+SHAPE = (3, 6, 8, 8)  # [C, T, H, W]
+
+
+class Toy3(nn.Module):
+    """Three classes with a curved boundary; per-video arithmetic (a batch answers each video
+    as alone), and a count of the clips it sees."""
+
+    def __init__(self, seed: int = 0) -> None:
+        super().__init__()
+        g = torch.Generator().manual_seed(seed)
+        d = math.prod(SHAPE)
+        self.register_buffer("a", torch.randn(3, d, generator=g, dtype=torch.float64))
+        self.register_buffer("c", torch.randn(3, d, generator=g, dtype=torch.float64))
+        self.clips = 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.clips += x.shape[0]
+        v = x.double().flatten(1).unsqueeze(1) - 0.5
+        return (torch.tanh(3 * v * self.a) * self.c).sum(-1).float()
+
+
+class Linear(nn.Module):
+    """Class 1 iff the mean pixel exceeds 0.5."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        s = x.double().flatten(1).mean(1) - 0.5
+        return torch.stack([-s, s], 1).float() * 100
+
+
+def toy_setup(seed: int = 1):
+    g = torch.Generator().manual_seed(seed)
+    model = Toy3(seed)
+    pool = torch.rand((60, *SHAPE), generator=g)
+    with torch.no_grad():
+        labels = model(pool).argmax(1)
+    model.clips = 0
+    return model, pool, labels
+
+
+def searches(n: int = 3):
+    """``n`` local searches for g along the all-ones direction from x = 0.2 (g = 0.3 * 24)."""
+    x = torch.full(SHAPE, 0.2)
+    theta = torch.ones(SHAPE) / math.sqrt(math.prod(SHAPE))
+    return x, [
+        search_process(x, theta, local_search(lam0, 1e-3, 100.0, grow=1.1, shrink=0.9), Untargeted(0))
+        for lam0 in (2.0, 9.0, 30.0)[:n]
+    ]  # fmt: skip
+
+
+# -- the helper ----------------------------------------------------------------------------------
+def test_together_answers_each_process_as_alone_in_fewer_calls() -> None:
+    alone = []
+    for proc in searches()[1]:
+        oracle = Oracle(Linear())
+        alone.append((drive(proc, oracle), oracle.used, oracle.calls))
+    oracle = Oracle(Linear())
+    finished = []
+    values = drive(together(searches()[1], done=lambda i, v: finished.append(i)), oracle)
+    assert values == [v for v, _, _ in alone]  # exactly the values they reach alone
+    assert all(math.isclose(v, 0.3 * math.prod(SHAPE) ** 0.5, rel_tol=1e-3) for v in values)
+    assert oracle.used == sum(u for _, u, _ in alone)  # exactly their queries
+    assert oracle.calls == max(c for _, _, c in alone)  # one call a step for all
+    assert sorted(finished) == [0, 1, 2]
+
+
+def test_together_asks_again_for_fewer_when_the_budget_does_not_fit() -> None:
+    total = 0
+    for proc in searches()[1]:
+        oracle = Oracle(Linear())
+        drive(proc, oracle)
+        total += oracle.used
+    for budget in (7, 17, total - 1):
+        oracle = Oracle(Linear(), budget=budget)
+        with pytest.raises(BudgetExhausted):
+            drive(together(searches()[1]), oracle)
+        assert oracle.used == budget  # the last query the budget allows is spent, no more
+    oracle = Oracle(Linear(), budget=total)
+    drive(together(searches()[1]), oracle)
+    assert oracle.used == total
+
+
+# -- the replay of what AttackState.see keeps ----------------------------------------------------
+def test_frame_groups_replay_equals_offering_every_point_in_order() -> None:
+    """FrameGroups must leave a Closest as offering every recorded point, in order, would:
+    under any mask made of the spatial mask with frames dropped, from any prior state."""
+    g = torch.Generator().manual_seed(0)
+    x = 0.3 + 0.4 * torch.rand(SHAPE, generator=g)
+    spatial = (torch.rand((1, *SHAPE[1:]), generator=g) < 0.6).float()
+    goal = Untargeted(0)
+    batches = []
+    for _ in range(12):
+        n = int(torch.randint(1, 5, (1,), generator=g))
+        frames = torch.rand((n, 1, SHAPE[1], 1, 1), generator=g) < 0.5
+        delta = 0.2 * torch.randn((n, *SHAPE), generator=g) * frames
+        inside = torch.rand((n, 1, 1, 1, 1), generator=g) < 0.8  # some leave the spatial mask
+        pts = x + delta * torch.where(inside, spatial, torch.ones_like(spatial))
+        labels = torch.randint(0, 2, (n,), generator=g)  # 1: adversarial
+        batches.append((pts, labels))
+    groups = FrameGroups(x, spatial, goal)
+    for pts, labels in batches:
+        groups.add(pts, labels)
+    assert groups.queries == sum(p.shape[0] for p, _ in batches)
+    prior = x + 0.05 * spatial  # a video kept before, inside every mask below
+    for drop in ([], [0], [1, 4], [0, 2, 3, 5], [0, 1, 2, 3, 4, 5]):
+        mask = spatial.clone()
+        mask[:, drop] = 0
+        for start in (None, prior):
+            want, got = Closest(x, mask), Closest(x, mask)
+            if start is not None:
+                want.offer(start.unsqueeze(0))
+                got.offer(start.unsqueeze(0))
+            for pts, labels in batches:  # what AttackState.see does, request by request
+                adv = goal.is_adversarial(labels)
+                want.offer(pts[adv].clamp(0.0, 1.0))
+            groups.offer_to(got)
+            assert got.distance == want.distance
+            assert (got.video is None) == (want.video is None)
+            assert got.video is None or torch.equal(got.video, want.video)
+
+
+def test_frame_groups_replay_keeps_the_first_of_equals() -> None:
+    """Points at exactly the same distance (k pixels moved by 0.25 each): the first offered
+    wins, in a group and across groups, as Closest does."""
+    g = torch.Generator().manual_seed(1)
+    x = torch.full(SHAPE, 0.5)
+    spatial = torch.ones((1, *SHAPE[1:]))
+    goal = Untargeted(0)
+    groups, want = FrameGroups(x, spatial, goal), Closest(x, spatial)
+    for _ in range(6):
+        pts = x.repeat(3, 1, 1, 1, 1)
+        for p in pts:
+            frames = torch.randperm(SHAPE[1], generator=g)[:2]  # two frames: few groups
+            flat = p[:, frames].flatten()
+            flat[torch.randperm(flat.numel(), generator=g)[:8]] += 0.25
+            p[:, frames] = flat.view(SHAPE[0], 2, *SHAPE[2:])
+        labels = torch.ones(3, dtype=torch.long)
+        groups.add(pts, labels)
+        want.offer(pts.clamp(0.0, 1.0))
+    got = Closest(x, spatial)
+    groups.offer_to(got)
+    assert got.distance == want.distance == pytest.approx(0.25 * math.sqrt(8))
+    assert torch.equal(got.video, want.video)
+
+
+# -- the attack ----------------------------------------------------------------------------------
+def run_both(targeted: bool, optimizer: str, budget: int | None = None, video: int = 0):
+    model, pool, labels = toy_setup()
+    x, label = pool[video], int(labels[video])
+    target = (label + 1) % 3 if targeted else None
+    want = labels[10:] == target if targeted else labels[10:] != label
+    cands = pool[10:][want][:6]
+    far = torch.linalg.vector_norm((cands - x).flatten(1), dim=1).argsort(descending=True)
+    cands = cands[far]  # the farthest first: later candidates tend to beat them (survivors)
+    out = {}
+    for lockstep in (True, False):
+        attack = make_attack("temporal+spatial", targeted=targeted, optimizer=optimizer,
+                             omega=0.5 if not targeted else 5.0, phi=0.5, q=6, max_iter=4,
+                             query_budget=budget, seed=3, lockstep=lockstep)  # fmt: skip
+        oracle = Oracle(model)
+        model.clips = 0
+        res = attack.run(oracle, x, label, target, candidates=cands)
+        out[lockstep] = (res, oracle, model.clips)
+    return out
+
+
+@pytest.mark.parametrize("optimizer", ["opt", "sign-opt"])
+@pytest.mark.parametrize("targeted", [False, True])
+@pytest.mark.parametrize("video", [0, 1, 5])
+def test_key_frame_searches_in_lockstep_equal_one_after_another(targeted, optimizer, video) -> None:
+    out = run_both(targeted, optimizer, video=video)
+    (res, oracle, clips), (seq, seq_oracle, seq_clips) = out[True], out[False]
+    info, seq_info = res.info["key_frames"], seq.info["key_frames"]
+    if len(seq_info["survivors"]) < 2:
+        pytest.skip("one survivor: nothing runs in lockstep")
+    assert res.success and seq.success
+    assert res.queries == seq.queries == oracle.used == clips == seq_clips
+    assert res.queries_by_phase == seq.queries_by_phase
+    assert torch.equal(res.x_adv, seq.x_adv)
+    assert torch.equal(res.mask, seq.mask)
+    assert res.trace == seq.trace
+    assert info == seq_info  # survivors, key frames, every trial, start queries
+    assert (res.iterations, res.stop_reason, res.distance) == (
+        seq.iterations, seq.stop_reason, seq.distance)  # fmt: skip
+    # the survivors' searches shared oracle calls
+    assert oracle.calls < seq_oracle.calls
+
+
+def test_some_videos_have_several_survivors() -> None:
+    """The equality test above compares something: several survivors on most of its videos."""
+    many = 0
+    for video in (0, 1, 5):
+        for targeted in (False, True):
+            seq = run_both(targeted, "opt", video=video)[False][0]
+            many += len(seq.info["key_frames"]["survivors"]) >= 2
+    assert many >= 5
+
+
+@pytest.mark.parametrize("targeted", [False, True])
+def test_a_budget_that_cuts_the_key_frame_searches_holds_and_counts_everything(targeted) -> None:
+    model, pool, labels = toy_setup()
+    full = run_both(targeted, "opt")[True][0]
+    init = full.queries_by_phase["init"]
+    for budget in range(40, init + 10, max(1, init // 12)):
+        res, oracle, clips = run_both(targeted, "opt", budget=budget)[True]
+        assert res.queries == oracle.used == clips <= budget  # exact, and each one counted
+        assert res.queries_by_phase == oracle.counts
+        assert budget - res.queries < 20  # a refused step is asked again for fewer
+        if res.success:  # x_adv is a video the model answered adversarial
+            with torch.no_grad():
+                label = int(model(res.x_adv.unsqueeze(0)).argmax(1))
+            assert label != int(labels[0]) if not targeted else label == (int(labels[0]) + 1) % 3
+    # in run_many too, every video on its own budget
+    xs, ys = pool[:3], [int(v) for v in labels[:3]]
+    cands = [pool[10:][labels[10:] != y][:6] for y in ys]
+    attack = make_attack("temporal+spatial", omega=0.5, phi=0.5, q=6, max_iter=4, seed=3,
+                         query_budget=init // 2)  # fmt: skip
+    base = Oracle(model)
+    model.clips = 0
+    many = attack.run_many(base, xs, ys, candidates=cands, progress=False)
+    assert sum(r.queries for r in many) == base.used == model.clips
+    assert all(r.queries <= init // 2 for r in many)
