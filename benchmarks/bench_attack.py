@@ -140,7 +140,9 @@ def lockstep_comparison(args, model, chosen, top: float) -> None:
           f"candidates; oracle chunk {args.max_batch} (one forward per lockstep step)\n")  # fmt: skip
     rows = {}
     for name in ("opt", "temporal+spatial"):
-        attack = make_attack(name, optimizer="opt", query_budget=args.budget, seed=args.seed)
+        batch = {"batch_key_frames": True} if name != "opt" else {}  # the key-frame searches too
+        attack = make_attack(name, optimizer="opt", query_budget=args.budget, seed=args.seed,
+                             **batch)  # fmt: skip
         rows[name] = lockstep_run(attack, counted, chosen, args.budget, args.max_batch,
                                   args.device)  # fmt: skip
     print(

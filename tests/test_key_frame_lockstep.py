@@ -175,7 +175,8 @@ def run_both(targeted: bool, optimizer: str, budget: int | None = None, video: i
     for lockstep in (True, False):
         attack = make_attack("temporal+spatial", targeted=targeted, optimizer=optimizer,
                              omega=0.5 if not targeted else 5.0, phi=0.5, q=6, max_iter=4,
-                             query_budget=budget, seed=3, lockstep=lockstep)  # fmt: skip
+                             query_budget=budget, seed=3, lockstep=lockstep,
+                             batch_key_frames=True)  # fmt: skip
         oracle = Oracle(model)
         model.clips = 0
         res = attack.run(oracle, x, label, target, candidates=cands)
@@ -203,6 +204,29 @@ def test_key_frame_searches_in_lockstep_equal_one_after_another(targeted, optimi
         seq.iterations, seq.stop_reason, seq.distance)  # fmt: skip
     # the survivors' searches shared oracle calls
     assert oracle.calls < seq_oracle.calls
+
+
+def test_off_by_default_so_a_cut_stage_stays_one_after_another() -> None:
+    """Where a budget cuts the key-frame stage, lockstep and one after another differ (the
+    default LRCN, a test video with three survivors, 600 queries): the default keeps the order
+    the committed tables were measured in."""
+    from hba_lib.attacks import attack_set
+    from hba_lib.data.synthetic import SyntheticActions
+    from hba_lib.models import load_default_model
+
+    model = load_default_model("lrcn")
+    chosen = attack_set(SyntheticActions(split="test"), model, 1, 5, seed=0)
+    x, y, cands = chosen.xs[0], chosen.labels[0], chosen.candidates[0]
+    kw = dict(optimizer="opt", query_budget=600, seed=0, max_iter=3)
+    assert make_attack("temporal", **kw).heuristics.batch_key_frames is False
+    default = make_attack("temporal", **kw).run(Oracle(model), x, y, candidates=cands)
+    one_by_one = make_attack("temporal", lockstep=False, **kw).run(Oracle(model), x, y,
+                                                                   candidates=cands)  # fmt: skip
+    batched = make_attack("temporal", batch_key_frames=True, **kw).run(Oracle(model), x, y,
+                                                                       candidates=cands)  # fmt: skip
+    assert len(default.info["key_frames"]["survivors"]) >= 2
+    assert default.queries == one_by_one.queries and torch.equal(default.x_adv, one_by_one.x_adv)
+    assert not torch.equal(batched.x_adv, one_by_one.x_adv)  # what the option changes here
 
 
 def test_some_videos_have_several_survivors() -> None:
@@ -233,7 +257,7 @@ def test_a_budget_that_cuts_the_key_frame_searches_holds_and_counts_everything(t
     xs, ys = pool[:3], [int(v) for v in labels[:3]]
     cands = [pool[10:][labels[10:] != y][:6] for y in ys]
     attack = make_attack("temporal+spatial", omega=0.5, phi=0.5, q=6, max_iter=4, seed=3,
-                         query_budget=init // 2)  # fmt: skip
+                         query_budget=init // 2, batch_key_frames=True)  # fmt: skip
     base = Oracle(model)
     model.clips = 0
     many = attack.run_many(base, xs, ys, candidates=cands, progress=False)

@@ -93,7 +93,9 @@ class HeuristicConfig:
     frames; ``whole_video``; the authors' ``adversarial_once_under_omega``), ``trial`` (how a
     deletion is tried: the paper's ``check`` of ``x + p_hat``, or ``grow``), ``prune`` (skip a
     candidate whose boundary search cannot beat the best ``g`` found so far, and run
-    Algorithm 1 on the survivors only; ``False``: on every adversarial candidate)."""
+    Algorithm 1 on the survivors only; ``False``: on every adversarial candidate),
+    ``batch_key_frames`` (the survivors' key-frame searches in lockstep: more clips a forward,
+    the same result unless the budget cuts the stage; off by default)."""
 
     omega: float | None = 3.0
     phi: float = 0.6
@@ -102,6 +104,7 @@ class HeuristicConfig:
     acceptance: str = "paper"
     trial: str = "check"
     prune: bool = True
+    batch_key_frames: bool = False
 
     def __post_init__(self) -> None:
         if self.omega is not None and not self.omega >= 0:
@@ -194,10 +197,13 @@ class HeuristicAttack(QueryAttack):
         key-frame direction is closest to the boundary (smallest ``g``: the paper's "initial
         direction which has the minimum distance to the decision boundary") seeds ``st``.
 
-        The survivors' key-frame searches are independent of one another: with the optimizer's
-        ``lockstep`` (default) they run in lockstep (:func:`key_frames_in_lockstep`), one
-        request per step for all, with exactly the queries and the result of running them one
-        after another (``lockstep=False``) whenever the budget does not cut them."""
+        The survivors' key-frame searches are independent of one another: with
+        ``batch_key_frames`` (and the optimizer's ``lockstep``) they run in lockstep
+        (:func:`key_frames_in_lockstep`), one request per step for all, with exactly the
+        queries and the result of running them one after another whenever the budget does not
+        cut them. Off by default: where a budget cuts the stage, one after another finishes the
+        first survivors and lockstep has every survivor half done, so the results differ
+        (the committed tables were measured one after another)."""
         h, cfg = self.heuristics, attack.config
         spatial, cap = st.mask, attack._cap(st)  # st.mask narrows as key frames are found
         ans = yield from attack._ask(st, candidates, "init")
@@ -224,7 +230,7 @@ class HeuristicAttack(QueryAttack):
 
         try:
             starts = yield from self.candidate_starts(attack, st, goal, candidates, adversarial)
-            if cfg.lockstep and len(starts) > 1:
+            if h.batch_key_frames and cfg.lockstep and len(starts) > 1:
                 yield from key_frames_in_lockstep(attack, st, goal, spatial, starts, search, adopt)
             else:
                 for i, g0, seen in starts:
