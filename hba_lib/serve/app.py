@@ -73,7 +73,8 @@ async def _read_body(request: Request, nbytes: int, limits: Limits) -> bytearray
         try:
             if wait <= 0:
                 raise TimeoutError
-            chunk = await asyncio.wait_for(pieces.__anext__(), wait)
+            async with asyncio.timeout(wait):  # a deadline, not a task a piece as wait_for makes
+                chunk = await pieces.__anext__()
         except StopAsyncIteration:
             break
         except TimeoutError:
