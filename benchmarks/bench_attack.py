@@ -34,6 +34,7 @@ import torch
 from hba_lib.attacks import OptAttack, OptAttackConfig, attack_set, drive_many, make_attack
 from hba_lib.oracle import Oracle
 from hba_lib.oracle.goals import make_goal
+from hba_lib.oracle.queries import observe
 
 
 def load_model(name: str, device: str, untrained: bool, checkpoint: str | None = None):
@@ -92,20 +93,11 @@ def bare_throughput(
 def logged(process, counted: CountingModel, log: list[tuple[int, str, int, int]], video: int = 0):
     """Pass ``process``'s requests through, logging ``(forward index, phase, clips, video)`` of
     each answered one (the index of the model's forward that answered it)."""
-    try:
-        request = next(process)
-        while True:
-            try:
-                answer = yield request
-            except GeneratorExit:
-                raise
-            except BaseException as exc:  # noqa: B036 - the budget's refusal, handed on
-                request = process.throw(exc)
-                continue
-            log.append((counted.calls, request.phase, request.points.shape[0], video))
-            request = process.send(answer)
-    except StopIteration as stop:
-        return stop.value
+
+    def note(request, answer) -> None:
+        log.append((counted.calls, request.phase, request.points.shape[0], video))
+
+    return (yield from observe(process, note))
 
 
 def lockstep_run(attack, counted: CountingModel, chosen, budget: int, max_batch: int, device):

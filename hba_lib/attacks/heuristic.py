@@ -41,7 +41,7 @@ from hba_lib.heuristics.key_frames import (
 from hba_lib.oracle import BudgetExhausted
 from hba_lib.oracle.closest import Closest
 from hba_lib.oracle.goals import Goal
-from hba_lib.oracle.queries import QueryProcess, together
+from hba_lib.oracle.queries import QueryProcess, observe, together
 from hba_lib.oracle.subspace import parse_subspace
 
 OPTIMIZERS = ("opt", "opt-authors", "opt-relative", "sign-opt", "hsja", "cgba")
@@ -311,20 +311,7 @@ class FrameGroups:
 
     def watch(self, process: QueryProcess):
         """Run ``process``, recording every request it is answered; returns its value."""
-        try:
-            request = next(process)
-            while True:
-                try:
-                    answer = yield request
-                except GeneratorExit:
-                    raise
-                except BaseException as exc:  # noqa: B036 - handed on, as ``yield from`` does
-                    request = process.throw(exc)
-                    continue
-                self.add(request.points, answer.labels)
-                request = process.send(answer)
-        except StopIteration as stop:
-            return stop.value
+        return (yield from observe(process, lambda req, ans: self.add(req.points, ans.labels)))
 
     def offer_to(self, closest: Closest) -> None:
         """What offering every recorded point to ``closest``, in query order, would leave."""

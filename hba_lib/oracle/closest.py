@@ -17,7 +17,7 @@ from typing import Any
 import torch
 
 from hba_lib.oracle.core import Answer
-from hba_lib.oracle.queries import Request
+from hba_lib.oracle.queries import Request, observe
 
 
 class Closest:
@@ -64,20 +64,11 @@ class Closest:
         """Run the query process ``process``, offering every point it asks about that ``goal``
         accepts, as the oracle evaluated it; returns what ``process`` returns. An exception
         thrown in (the budget's, say) goes on to ``process``, as ``yield from`` would."""
-        try:
-            request = next(process)
-            while True:
-                try:
-                    answer = yield request
-                except GeneratorExit:
-                    raise
-                except BaseException as exc:  # noqa: B036 - handed on, as ``yield from`` does
-                    request = process.throw(exc)
-                    continue
-                adv = goal.is_adversarial(answer.labels).nonzero().flatten()
-                if adv.numel():
-                    pts = request.points
-                    self.offer(pts.index_select(0, adv.to(pts.device)).clamp(0.0, 1.0))
-                request = process.send(answer)
-        except StopIteration as stop:
-            return stop.value
+
+        def offer(request: Request, answer: Answer) -> None:
+            adv = goal.is_adversarial(answer.labels).nonzero().flatten()
+            if adv.numel():
+                pts = request.points
+                self.offer(pts.index_select(0, adv.to(pts.device)).clamp(0.0, 1.0))
+
+        return (yield from observe(process, offer))

@@ -197,6 +197,26 @@ def search_process(
         return stop.value
 
 
+def observe(process: QueryProcess, on_answer) -> QueryProcess:
+    """Run the query process ``process`` as ``yield from`` would, calling ``on_answer(request,
+    answer)`` for every request it is answered; returns what ``process`` returns. An exception
+    thrown in (the budget's, say) goes on to ``process``."""
+    try:
+        request = next(process)
+        while True:
+            try:
+                answer = yield request
+            except GeneratorExit:
+                raise
+            except BaseException as exc:  # noqa: B036 - handed on, as ``yield from`` does
+                request = process.throw(exc)
+                continue
+            on_answer(request, answer)
+            request = process.send(answer)
+    except StopIteration as stop:
+        return stop.value
+
+
 def together(
     processes: Sequence[Generator[Request, Answer, Any]],
     done: Callable[[int, Any], None] | None = None,
