@@ -109,17 +109,18 @@ def test_in_a_mask_it_converges_toward_the_masked_optimum(cls) -> None:
 
 @pytest.mark.parametrize("cls", OPTIMIZERS)
 @pytest.mark.parametrize("subspace", [None, "dct:2", "resize:2"])
-def test_counts_every_query_exactly(cls, subspace) -> None:
+@pytest.mark.parametrize("prior", [None, "edge:2"])
+def test_counts_every_query_exactly(cls, subspace, prior) -> None:
     model, x, y, cands = toy_setup()
     oracle = Oracle(model)
-    res = cls(max_iter=6, subspace=subspace).run(oracle, x, y, candidates=cands)
+    res = cls(max_iter=6, subspace=subspace, prior=prior).run(oracle, x, y, candidates=cands)
     assert res.queries == oracle.used == model.clips == sum(res.queries_by_phase.values())
     assert res.queries_by_phase == oracle.counts
     assert res.queries_by_phase["optimisation"] > 100  # the probes were asked, and counted
     assert res.success and res.label != y
 
 
-@pytest.mark.parametrize("optimizer", ["hsja", "cgba@dct:2"])
+@pytest.mark.parametrize("optimizer", ["hsja", "cgba@dct:2", "hsja+edge:2"])
 @pytest.mark.parametrize("budget", [1, 5, 40, 137, 400, 1234])
 def test_run_many_holds_every_videos_budget_and_returns_only_adversarial_videos(
     optimizer, budget

@@ -47,6 +47,7 @@ from hba_lib.oracle import (
 )
 from hba_lib.oracle.closest import Closest
 from hba_lib.oracle.goals import Goal, make_goal
+from hba_lib.oracle.priors import parse_prior
 from hba_lib.oracle.queries import (
     QueryProcess,
     Request,
@@ -54,6 +55,7 @@ from hba_lib.oracle.queries import (
     local_search,
     normalize,
     points,
+    random_directions,
     targeted_initial_search,
     untargeted_initial_search,
 )
@@ -83,6 +85,9 @@ class AttackConfig:
       (Gaussian on a grid ``S`` times coarser in H and W, upsampled: QEBA's probes),
       ``"dct:K"`` (a low band of a 3-D DCT); ``":R"`` appended also reduces T by ``R``.
       Probes are masked after they are drawn, so they stay in the mask.
+    - ``prior``: per-pixel weights of the random probes from the clean video
+      (:mod:`hba_lib.oracle.priors`): ``None`` (the papers' probes, every preset's default) or
+      ``"edge:P"`` (``"edge:P:F"``), more probe energy on the video's edges; no query.
     - ``probe_scale``: the older name of ``subspace="resize:S"`` (1: off).
     - ``max_beta_decays``: stop after ``beta`` has been divided by 10 this many times.
     - ``max_iter``: iteration limit. ``query_budget``: the most queries one attack on one video
@@ -117,9 +122,11 @@ class AttackConfig:
     eta_reset: float | None = None
     probe_scale: int = 1
     subspace: str | None = None
+    prior: str | None = None
 
     def __post_init__(self) -> None:
         space = parse_subspace(self.subspace)  # a clear error for a bad name, before any query
+        parse_prior(self.prior)
         if self.probe_scale > 1 and not space.is_full:
             raise ValueError("give either probe_scale or subspace, not both")
 
@@ -200,6 +207,9 @@ class AttackState:
         self.trace: list[TraceRow] = []
         self.stop_reason = "max_iter"
         self.info: dict = {}  # what an initialiser wants in the result (e.g. key-frame trials)
+        self.probe_std: torch.Tensor | None = (
+            None  # the probe prior's weights (BoundaryAttack.probes)
+        )
 
     @property
     def mask(self) -> torch.Tensor | None:
@@ -496,6 +506,19 @@ class BoundaryAttack(QueryAttack):
         else:
             search = untargeted_initial_search(lam0, best, cfg.tol, known)
         return theta, (yield from self._search_one(st, goal, theta, search, "init"))
+
+    def probes(self, st: AttackState, n: int, generator: torch.Generator) -> torch.Tensor:
+        """``n`` random unit probes for ``st``: in the mask, in the configured subspace, weighted
+        by the configured prior (computed once per video from the clean ``st.x``, no query)."""
+        cfg = self.config
+        prior = parse_prior(cfg.prior)
+        std = None
+        if prior is not None:
+            if st.probe_std is None:
+                st.probe_std = prior.std(st.x)
+            std = st.probe_std
+        return random_directions(n, tuple(st.x.shape), generator, st.mask,
+                                 subspace=cfg.probe_space(), std=std)  # fmt: skip
 
     def _free(self, st: AttackState) -> int:
         """Number of values the attack may change (the mask's support, or the whole video)."""

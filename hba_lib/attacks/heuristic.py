@@ -41,12 +41,14 @@ from hba_lib.heuristics.key_frames import (
 from hba_lib.oracle import BudgetExhausted
 from hba_lib.oracle.closest import Closest
 from hba_lib.oracle.goals import Goal
+from hba_lib.oracle.priors import parse_prior
 from hba_lib.oracle.queries import QueryProcess, observe, together
 from hba_lib.oracle.subspace import parse_subspace
 
 OPTIMIZERS = ("opt", "opt-authors", "opt-relative", "sign-opt", "hsja", "cgba")
 """Optimizer names for :func:`make_optimizer`; any of them may carry a probe subspace after an
-``@`` (``"hsja@resize:4"``, ``"sign-opt@dct:4"``: :mod:`hba_lib.oracle.subspace`)."""
+``@`` (``"hsja@resize:4"``, ``"sign-opt@dct:4"``: :mod:`hba_lib.oracle.subspace`) and a probe
+prior after a ``+`` (``"hsja+edge:2"``: :mod:`hba_lib.oracle.priors`)."""
 
 PRESETS: dict[str, dict[bool, dict[str, float | None]]] = {
     "opt": {False: {"omega": None, "phi": 1.0}, True: {"omega": None, "phi": 1.0}},
@@ -59,13 +61,21 @@ PRESETS: dict[str, dict[bool, dict[str, float | None]]] = {
 
 def make_optimizer(name: str = "opt", **overrides) -> BoundaryAttack:
     """An optimizer by name (:data:`OPTIMIZERS`), with constant overrides; ``name@subspace``
-    draws its probes in that subspace (``"hsja@resize:4"`` is QEBA's method)."""
-    base, _, subspace = name.partition("@")
+    draws its probes in that subspace (``"hsja@resize:4"`` is QEBA's method) and ``name+prior``
+    weights them by a prior from the clean video (``"hsja+edge:2"``:
+    :mod:`hba_lib.oracle.priors`); both: ``"hsja@dct:4+edge:2"``."""
+    head, _, prior = name.partition("+")
+    base, _, subspace = head.partition("@")
     if subspace:
         if "subspace" in overrides:
             raise ValueError(f"optimizer {name!r} names a subspace; do not pass subspace= too")
         parse_subspace(subspace)  # a clear error for a bad name
         overrides["subspace"] = subspace
+    if prior:
+        if "prior" in overrides:
+            raise ValueError(f"optimizer {name!r} names a prior; do not pass prior= too")
+        parse_prior(prior)
+        overrides["prior"] = prior
     if base == "sign-opt":
         optimizer: BoundaryAttack = SignOPT(**overrides)
     elif base == "hsja":
@@ -78,9 +88,10 @@ def make_optimizer(name: str = "opt", **overrides) -> BoundaryAttack:
             raise ValueError(f"unknown optimizer {name!r}; expected one of {OPTIMIZERS}, "
                              "optionally with '@subspace'")  # fmt: skip
         optimizer = OptAttack(OptAttackConfig(**OPT_PRESETS[presets[base]]), **overrides)
-    space = optimizer.config.probe_space()
-    if not space.is_full:
-        optimizer.name = f"{optimizer.name} [{space.spec}]"
+    space, weights = optimizer.config.probe_space(), parse_prior(optimizer.config.prior)
+    tags = ([] if space.is_full else [space.spec]) + ([] if weights is None else [weights.spec])
+    if tags:
+        optimizer.name = f"{optimizer.name} [{', '.join(tags)}]"
     return optimizer
 
 

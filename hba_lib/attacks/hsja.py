@@ -42,7 +42,7 @@ import torch
 from hba_lib.attacks.base import AttackConfig, AttackState, BoundaryAttack
 from hba_lib.oracle import BudgetExhausted
 from hba_lib.oracle.goals import Goal
-from hba_lib.oracle.queries import bisect, normalize, random_directions
+from hba_lib.oracle.queries import bisect, normalize
 
 
 @dataclass
@@ -96,9 +96,7 @@ class HopSkipJump(BoundaryAttack):
                generator: torch.Generator):  # fmt: skip
         """The sign estimate of the boundary's normal at ``x_b`` from ``n`` probes (one call),
         unit norm, in the mask; ``None`` when it vanishes."""
-        cfg = self.config
-        u = random_directions(n, tuple(st.x.shape), generator, st.mask,
-                              subspace=cfg.probe_space())  # fmt: skip
+        u = self.probes(st, n, generator)
         pts = (x_b.unsqueeze(0) + delta * u).clamp_(0.0, 1.0)
         ans = yield from self._ask(st, pts, "optimisation")
         u = (pts - x_b.unsqueeze(0)) / delta  # what was queried, clipping included

@@ -125,8 +125,7 @@ class OptAttack(BoundaryAttack):
         cfg = self.config
         theta, g2, beta = st.theta, st.g, sched.beta
         tol = cfg.search_tol(beta, g2, free, tuple(st.x.shape))
-        u = random_directions(cfg.q, tuple(st.x.shape), generator, st.mask,
-                              subspace=cfg.probe_space())  # fmt: skip
+        u = self.probes(st, cfg.q, generator)
         probes = normalize(theta.unsqueeze(0) + beta * u, st.mask)
         searches = [local_search(g2, tol, cap, cfg.grow, cfg.shrink) for _ in range(cfg.q)]
         g1 = yield from self._search_many(st, goal, probes, searches, "optimisation")

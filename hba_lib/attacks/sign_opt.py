@@ -31,7 +31,7 @@ import torch
 
 from hba_lib.attacks.base import AttackConfig, AttackState, BoundaryAttack, StepSchedule
 from hba_lib.oracle.goals import Goal
-from hba_lib.oracle.queries import normalize, points, random_directions
+from hba_lib.oracle.queries import normalize, points
 
 
 @dataclass
@@ -69,8 +69,7 @@ class SignOPT(BoundaryAttack):
     ):  # fmt: skip
         """One batched call of ``q`` sign queries; returns the averaged ``sign * u``."""
         cfg = self.config
-        u = random_directions(cfg.q, tuple(st.x.shape), generator, st.mask,
-                              subspace=cfg.probe_space())  # fmt: skip
+        u = self.probes(st, cfg.q, generator)
         probes = normalize(theta.unsqueeze(0) + beta * u, st.mask)
         ans = yield from self._ask(st, points(st.x, probes, [g] * cfg.q, clip=False),
                                    "optimisation")  # fmt: skip

@@ -166,6 +166,7 @@ def random_directions(
     mask: torch.Tensor | None = None,
     scale: int = 1,
     subspace: Subspace | str | None = None,
+    std: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """``n`` random unit directions ``[n, C, T, H, W]``, zero outside ``mask``.
 
@@ -173,15 +174,19 @@ def random_directions(
     drawn: i.i.d. Gaussian values (the papers' probes), or Gaussian in a low-frequency subspace
     (``"resize:S"``: on a grid ``S`` times coarser in H and W, upsampled bilinearly, as QEBA;
     ``"dct:K"``: a low band of a 3-D DCT). ``scale = s > 1`` is the older name of
-    ``"resize:s"``. Either way the probes are masked before they are normalised, so no probe
-    changes a pixel outside ``mask``.
+    ``"resize:s"``. ``std`` (a prior's per-pixel standard deviation, shaped like a video:
+    :mod:`hba_lib.oracle.priors`) multiplies each probe before the mask. Either way the probes
+    are masked before they are normalised, so no probe changes a pixel outside ``mask``.
     """
     space = parse_subspace(subspace)
     if scale > 1:
         if not space.is_full:
             raise ValueError("give either scale (probe_scale) or subspace, not both")
         space = Subspace("resize", scale)
-    return normalize(space.sample(n, tuple(shape), generator), mask)
+    u = space.sample(n, tuple(shape), generator)
+    if std is not None:
+        u = u * std.to(u.device, u.dtype)
+    return normalize(u, mask)
 
 
 def search_process(

@@ -1,0 +1,128 @@
+"""Probe priors (``hba_lib.oracle.priors``): the edge prior's weights come from the clean video
+alone, probes stay in the mask, their energy follows the weights, and with no prior nothing
+moves."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from hba_lib.attacks import HopSkipJump, SignOPT, make_optimizer
+from hba_lib.attacks.base import AttackState
+from hba_lib.oracle.priors import ProbePrior, edge_map, parse_prior
+from hba_lib.oracle.queries import random_directions
+
+SHAPE = (3, 4, 8, 8)
+
+
+def step_video() -> torch.Tensor:
+    """Dark left half, bright right half: one vertical edge between columns 3 and 4."""
+    x = torch.full(SHAPE, 0.2)
+    x[..., 4:] = 0.8
+    return x
+
+
+def test_names_parse_and_bad_names_are_clear_errors() -> None:
+    assert parse_prior(None) is None and parse_prior("") is None and parse_prior("none") is None
+    assert parse_prior("edge:2") == ProbePrior("edge", 2.0, 0.01)
+    assert parse_prior("edge:2:0.1").floor == 0.1 and parse_prior("edge:2:0.1").spec == "edge:2:0.1"
+    assert parse_prior("edge:1.5").spec == "edge:1.5"
+    for bad in ("edge", "edgy:2", "edge:x", "edge:1:2:3", "edge:-1"):
+        with pytest.raises(ValueError):
+            parse_prior(bad)
+    with pytest.raises(TypeError):
+        parse_prior(3)
+
+
+def test_the_edge_map_lies_on_the_edge_and_nowhere_else() -> None:
+    e = edge_map(step_video(), blur=1)
+    assert e.shape == SHAPE[1:]
+    assert (
+        torch.all(e[..., 3:5] > 0.25) and torch.all(e[..., :2] == 0) and torch.all(e[..., 6:] == 0)
+    )
+    with pytest.raises(ValueError):
+        edge_map(torch.zeros(4, 8, 8))
+
+
+def test_probes_follow_the_weights_and_stay_in_the_mask() -> None:
+    x = step_video()
+    std = ProbePrior("edge", 2.0, floor=0.0).std(x)
+    assert std.shape == SHAPE and torch.all(std[..., :1] == 0) and torch.all(std[..., 3:5] > 0)
+    mask = torch.ones(1, *SHAPE[1:])
+    mask[:, 1] = 0  # a dropped frame
+    g = torch.Generator().manual_seed(0)
+    u = random_directions(500, SHAPE, g, mask, std=std)
+    assert torch.allclose(torch.linalg.vector_norm(u.flatten(1), dim=1), torch.ones(500))
+    assert torch.all(u[:, :, 1] == 0)  # the mask holds
+    assert torch.all(u[..., :1] == 0) and torch.all(u[..., 7:] == 0)  # zero weight: untouched
+    # the probes' energy per pixel follows the prior's variance
+    energy = (u**2).mean(0)[mask.expand(SHAPE) > 0]
+    target = (std**2)[mask.expand(SHAPE) > 0]
+    assert torch.corrcoef(torch.stack([energy, target]))[0, 1] > 0.95
+    # the neighbouring wrong input: without the prior every masked pixel moves
+    flat = random_directions(500, SHAPE, torch.Generator().manual_seed(0), mask)
+    assert torch.all(flat[..., :1].abs().sum(0)[:, [0, 2, 3]] > 0)
+    # with the default floor, every pixel of the mask stays reachable
+    floored = random_directions(50, SHAPE, g, mask, std=ProbePrior("edge", 2.0).std(x))
+    assert torch.all(floored.abs().sum(0)[:, [0, 2, 3]] > 0)
+
+
+def test_a_flat_video_gives_flat_weights() -> None:
+    std = ProbePrior("edge", 2.0).std(torch.full(SHAPE, 0.5))
+    assert torch.allclose(std, std.flatten()[0].expand(SHAPE))
+    assert torch.all(ProbePrior("edge", 2.0, floor=0.0).std(torch.full(SHAPE, 0.5)) == 1)
+
+
+@pytest.mark.parametrize("cls", [HopSkipJump, SignOPT])
+def test_no_prior_draws_exactly_the_probes_of_before(cls) -> None:
+    x = step_video()
+    st = AttackState(x, None)
+    attack = cls(subspace="dct:2")
+    u = attack.probes(st, 7, torch.Generator().manual_seed(4))
+    assert torch.equal(u, random_directions(7, SHAPE, torch.Generator().manual_seed(4),
+                                            subspace="dct:2"))  # fmt: skip
+    weighted = cls(subspace="dct:2", prior="edge:2").probes(st, 7, torch.Generator().manual_seed(4))
+    assert not torch.allclose(weighted, u)
+    assert st.probe_std is not None and st.info == {}  # cached on the state, not in the result
+
+
+def test_names_carry_subspace_and_prior() -> None:
+    opt = make_optimizer("hsja@dct:4+edge:2")
+    assert opt.config.subspace == "dct:4" and opt.config.prior == "edge:2"
+    assert opt.name == "HopSkipJump [dct:4, edge:2]"
+    assert make_optimizer("sign-opt+edge:1:0.1").name == "Sign-OPT [edge:1:0.1]"
+    assert make_optimizer("hsja").config.prior is None
+    with pytest.raises(ValueError):
+        make_optimizer("hsja+edge:2", prior="edge:1")
+    with pytest.raises(ValueError):
+        make_optimizer("hsja+blur:2")
+    with pytest.raises(ValueError):
+        HopSkipJump(prior="edge")
+
+
+def test_where_the_normal_lies_on_the_edges_the_prior_converges_faster() -> None:
+    """A linear model whose boundary normal lives on the edges of a bright square (12.5 % of the
+    pixels): at equal queries the edge prior gets much closer to the true closest point than
+    the flat probes, and both stay adversarial and above the optimum."""
+    from test_hsja import Linear2
+
+    from hba_lib.oracle import Oracle
+
+    shape = (3, 4, 16, 16)
+    g = torch.Generator().manual_seed(0)
+    x = torch.full(shape, 0.3)
+    x[..., 6:10, 6:10] = 0.7
+    w = torch.randn(shape, generator=g) * (edge_map(x) > 0.1).float()
+    model = Linear2(w, float((w * x).sum()) + 2.0)
+    cands = (x + 0.35 * (torch.rand((6, *shape), generator=g) * 2 - 1) + 0.06 * w.sign()).clamp(
+        0, 1
+    )
+    optimum = 2.0 / float(w.norm())
+    ratio = {}
+    for prior in (None, "edge:2"):
+        oracle = Oracle(model)
+        res = HopSkipJump(max_iter=10, prior=prior).run(oracle, x, 0, candidates=cands)
+        assert res.success and res.queries == oracle.used
+        assert float(model(res.x_adv.unsqueeze(0)).argmax(1)[0]) == 1
+        ratio[prior] = res.distance / optimum
+    assert 1 - 1e-5 <= ratio["edge:2"] < 1.3 < 1.5 < ratio[None]
