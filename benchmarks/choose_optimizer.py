@@ -53,12 +53,12 @@ def medians(recs: list[dict]) -> tuple[float, float, float]:
 
 
 def subspace_of(row: str) -> str:
-    opt = row.split(" / ")[-1]
+    opt = row.split(" / ")[-1].partition("+")[0]  # 'hsja@dct:4+edge:3': the subspace 'dct:4'
     return opt.partition("@")[2] or "full"
 
 
 def optimizer_of(row: str) -> str:
-    return row.split(" / ")[-1].partition("@")[0]
+    return row.split(" / ")[-1].partition("+")[0].partition("@")[0]
 
 
 def choose(rows: dict[str, dict[str, list[dict]]]) -> dict:

@@ -16,7 +16,9 @@ candidate starts; see ``docs/models.md``). The rows:
 - any optimizer by name (``--optimizers``, ``--extra-optimizers``, ``--variants``), with its
   probes in a low-frequency subspace after an ``@``: ``hsja`` is HopSkipJump's boundary steps
   in hba (``hba_lib.attacks.hsja``), ``hsja@dct:4`` the same with probes in a low DCT band
-  (QEBA's method), ``sign-opt@resize:4`` Sign-OPT's probes on a 4 x coarser grid;
+  (QEBA's method), ``sign-opt@resize:4`` Sign-OPT's probes on a 4 x coarser grid, and a probe
+  prior after a ``+`` (``hsja+edge:3``: probes weighted towards the clean video's edges,
+  ``hba_lib.oracle.priors``);
 - ART Sign-OPT (ART's own random start: its untargeted attack takes no starting point),
   ART HopSkipJump from Opt-attack's start, and ART HopSkipJump restricted to the mask that
   ``temporal+spatial / sign-opt`` found for the same video (ART's ``mask``): what the masks
