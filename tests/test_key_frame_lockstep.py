@@ -12,10 +12,23 @@ from torch import nn
 
 from hba_lib.attacks import drive, make_attack
 from hba_lib.attacks.heuristic import FrameGroups
+from hba_lib.heuristics.key_frames import (
+    bisection_queries,
+    initial_search_queries,
+    key_frame_query_bound,
+    select_key_frames,
+)
 from hba_lib.oracle import BudgetExhausted, Oracle
 from hba_lib.oracle.closest import Closest
-from hba_lib.oracle.goals import Untargeted
-from hba_lib.oracle.queries import local_search, search_process, together
+from hba_lib.oracle.goals import Targeted, Untargeted
+from hba_lib.oracle.queries import (
+    bisect,
+    local_search,
+    search_process,
+    targeted_initial_search,
+    together,
+    untargeted_initial_search,
+)
 
 torch.set_num_threads(1)
 SHAPE = (3, 6, 8, 8)  # [C, T, H, W]
@@ -263,3 +276,91 @@ def test_a_budget_that_cuts_the_key_frame_searches_holds_and_counts_everything(t
     many = attack.run_many(base, xs, ys, candidates=cands, progress=False)
     assert sum(r.queries for r in many) == base.used == model.clips
     assert all(r.queries <= init // 2 for r in many)
+
+
+# -- the bounds the overlap rests on -------------------------------------------------------------
+def test_bisection_bound_holds() -> None:
+    g = torch.Generator().manual_seed(0)
+    for _ in range(300):
+        scale = 10 ** float(torch.randint(-2, 4, (1,), generator=g))
+        width = float(torch.rand(1, generator=g)) * scale
+        tol = 10 ** -float(torch.randint(1, 5, (1,), generator=g))
+        lo = float(torch.rand(1, generator=g)) * 100
+        flips = torch.rand(200, generator=g) < 0.5
+        search, n = bisect(lo, lo + width, tol), 0
+        try:
+            next(search)
+            while True:
+                n += 1
+                search.send(bool(flips[n % 200]))
+        except StopIteration:
+            pass
+        assert n <= bisection_queries(width, tol)
+    assert bisection_queries(0.5, 1.0) == 0 and bisection_queries(math.inf, 1.0) == math.inf
+
+
+@pytest.mark.parametrize("targeted", [False, True])
+def test_initial_search_bound_holds_whatever_best(targeted) -> None:
+    """The candidates' boundary searches (any pruning bound ``best``) ask no more than
+    ``initial_search_queries``."""
+    model, pool, labels = toy_setup()
+    x, label = pool[0], int(labels[0])
+    goal = Targeted(label, (label + 1) % 3) if targeted else Untargeted(label)
+    half = (torch.rand((1, *SHAPE[1:]), generator=torch.Generator().manual_seed(2)) < 0.5).float()
+    cap = math.sqrt(x.numel())
+    checked = 0
+    for c in pool[10:30]:
+        for mask in (None, half):
+            p = (c - x) if mask is None else (c - x) * mask
+            lam0 = float(torch.linalg.vector_norm(p))
+            theta = p / lam0
+            bound = initial_search_queries(lam0, 1e-3, targeted, cap, mask is None, 1.05, 100,
+                                           lam_max=cap)  # fmt: skip
+            for best in (math.inf, lam0 * 0.3, lam0 * 1.5, cap):
+                if targeted:
+                    search = targeted_initial_search(lam0, 1e-3, cap, mask is None, 1.05, 100, best)
+                else:
+                    search = untargeted_initial_search(lam0, best, 1e-3, mask is None)
+                oracle = Oracle(model)
+                drive(search_process(x, theta, search, goal), oracle)
+                assert oracle.used <= bound
+                checked += 1
+    assert checked == 160
+
+
+@pytest.mark.parametrize("trial", ["check", "grow"])
+@pytest.mark.parametrize("targeted", [False, True])
+def test_key_frame_bound_holds(targeted, trial) -> None:
+    """Algorithm 1 asks no more than ``key_frame_query_bound`` on toy cases: any omega (inf:
+    every deletion that stays adversarial), masked or not, ``g`` given or searched."""
+    model, pool, labels = toy_setup()
+    g = torch.Generator().manual_seed(4)
+    cap, tightest, n = math.sqrt(math.prod(SHAPE)), math.inf, 0
+    for video in (0, 1, 2, 5):
+        x, label = pool[video], int(labels[video])
+        goal = Targeted(label, (label + 1) % 3) if targeted else Untargeted(label)
+        adv = goal.is_adversarial(labels[10:])
+        for c in pool[10:][adv][:3]:
+            for omega in (0.0, 5.0, math.inf):
+                some = (torch.rand((1, *SHAPE[1:]), generator=g) < 0.6).float()
+                mask = None if omega == 5.0 else some
+                for initial in (None, "given"):
+                    p = (c - x) if mask is None else (c - x) * mask
+                    g0 = None
+                    if initial is not None:
+                        lam0 = float(torch.linalg.vector_norm(p))
+                        s = untargeted_initial_search(lam0, math.inf, 1e-3, mask is None)
+                        g0 = drive(search_process(x, p / lam0, s, goal), Oracle(model))
+                        if not math.isfinite(g0):
+                            continue
+                    oracle = Oracle(model)
+                    found = drive(select_key_frames(x, c, goal, omega, mask, 1e-3, cap, "paper",
+                                                    1.05, 100, trial, initial_g=g0), oracle)  # fmt: skip
+                    bound = key_frame_query_bound(p, 1e-3, targeted, cap, trial, 1.05, 100,
+                                                  initial_search=g0 is None,
+                                                  known_adversarial=mask is None)  # fmt: skip
+                    assert oracle.used == found.queries <= bound
+                    tightest = min(tightest, bound / max(found.queries, 1))
+                    n += 1
+    assert n >= 12
+    assert tightest < 3  # not vacuous
