@@ -110,7 +110,8 @@ def lockstep_run(attack, counted: CountingModel, chosen, budget: int, max_batch:
     log: list[tuple[int, str, int, int]] = []
     procs = [
         logged(attack.process(chosen.xs[i], make_goal(chosen.labels[i], chosen.targets[i]),
-                              chosen.candidates[i], None, None, base.device), counted, log, i)
+                              chosen.candidates[i], None, None, base.device,
+                              oracle_remaining=oracles[i].remaining), counted, log, i)
         for i in range(n)
     ]  # fmt: skip
     sync(device)
@@ -131,10 +132,8 @@ def lockstep_comparison(args, model, chosen, top: float) -> None:
           f"optimizer (opt), seed {args.seed}, budget {args.budget}, {args.candidates} "
           f"candidates; oracle chunk {args.max_batch} (one forward per lockstep step)\n")  # fmt: skip
     rows = {}
-    for name in ("opt", "temporal+spatial"):
-        batch = {"batch_key_frames": True} if name != "opt" else {}  # the key-frame searches too
-        attack = make_attack(name, optimizer="opt", query_budget=args.budget, seed=args.seed,
-                             **batch)  # fmt: skip
+    for name in ("opt", "temporal+spatial"):  # batch_key_frames: its default, "auto"
+        attack = make_attack(name, optimizer="opt", query_budget=args.budget, seed=args.seed)
         rows[name] = lockstep_run(attack, counted, chosen, args.budget, args.max_batch,
                                   args.device)  # fmt: skip
     print(

@@ -312,7 +312,15 @@ class QueryAttack:
         raises :class:`~hba_lib.oracle.NonFiniteOutputError` naming the query."""
         validate_video(x, oracle.num_frames)
         goal = make_goal(label, target)
-        return drive(self.process(x, goal, candidates, mask, init, oracle.device), oracle)
+        options = self._process_options(oracle.remaining)
+        return drive(self.process(x, goal, candidates, mask, init, oracle.device, **options),
+                     oracle)  # fmt: skip
+
+    def _process_options(self, remaining: float | None) -> dict:
+        """Keyword arguments for :meth:`process` from the queries its oracle can still answer
+        it (``None``: not known; the heuristic attack proves its overlapped searches against
+        it)."""
+        return {}
 
     def run_many(
         self,
@@ -350,17 +358,20 @@ class QueryAttack:
             elif inits[i] is None:
                 raise ValueError(f"video {i}: give candidate videos or init=(theta, g)")
             validate_mask_init(xs[i], masks[i], inits[i])
-        oracles = [oracle.fork(self.config.query_budget) for _ in range(n)]
+        budget = self.config.query_budget
+        oracles = [oracle.fork(budget) for _ in range(n)]
+        shared = oracle.remaining  # the videos share it: known per video only if it cannot bind
+        binds = math.isfinite(shared) and (budget is None or budget * n > shared)
         procs = [
             self.process(xs[i], make_goal(labels[i], targets[i]), candidates[i], masks[i],
-                         inits[i], oracle.device)
+                         inits[i], oracle.device,
+                         **self._process_options(None if binds else oracles[i].remaining))
             for i in range(n)
         ]  # fmt: skip
         if not progress:
             return drive_many(procs, oracles)
         from tqdm.auto import tqdm
 
-        budget = self.config.query_budget
         with tqdm(total=None if budget is None else budget * n, unit="query", desc=self.name,
                   mininterval=0.5) as bar:  # fmt: skip
 
