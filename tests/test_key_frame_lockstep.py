@@ -44,10 +44,11 @@ class Toy3(nn.Module):
         d = math.prod(SHAPE)
         self.register_buffer("a", torch.randn(3, d, generator=g, dtype=torch.float64))
         self.register_buffer("c", torch.randn(3, d, generator=g, dtype=torch.float64))
-        self.clips = 0
+        self.clips = self.forwards = 0
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.clips += x.shape[0]
+        self.forwards += 1
         v = x.double().flatten(1).unsqueeze(1) - 0.5
         return (torch.tanh(3 * v * self.a) * self.c).sum(-1).float()
 
@@ -491,3 +492,26 @@ def test_key_frame_bound_holds(targeted, trial) -> None:
                     n += 1
     assert n >= 12
     assert tightest < 3  # not vacuous
+
+
+def test_run_many_width_refills_and_changes_no_result() -> None:
+    """At most ``width`` videos in lockstep, the next starting as one ends: every video's
+    result is the one it gets with all videos at once."""
+    model, pool, labels = toy_setup()
+    xs, ys = pool[:5], [int(v) for v in labels[:5]]
+    cands = [pool[10:][labels[10:] != y][:6] for y in ys]
+    out = {}
+    for width in (None, 2, 1):
+        base = Oracle(model)
+        model.clips = model.forwards = 0
+        res = toy_attack(False, "auto", 150).run_many(base, xs, ys, candidates=cands,
+                                                      progress=False, width=width)  # fmt: skip
+        out[width] = (res, model.forwards)
+        assert sum(r.queries for r in res) == base.used == model.clips
+    for width in (2, 1):
+        for a, b in zip(out[width][0], out[None][0]):
+            assert_same(a, b)
+    assert out[None][1] < out[2][1] < out[1][1]  # fewer videos a step: more forwards
+    with pytest.raises(ValueError, match="width"):
+        toy_attack(False, "auto", 150).run_many(Oracle(model), xs, ys, candidates=cands,
+                                                progress=False, width=0)  # fmt: skip

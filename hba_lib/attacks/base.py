@@ -332,6 +332,7 @@ class QueryAttack:
         masks: Sequence[torch.Tensor | None] | None = None,
         inits: Sequence[tuple[torch.Tensor, float] | None] | None = None,
         progress: bool = True,
+        width: int | None = None,
     ) -> list[AttackResult]:
         """Attack several videos in lockstep, each on a fork of ``oracle`` with
         ``config.query_budget``: one joint forward pass answers all their pending requests.
@@ -341,7 +342,8 @@ class QueryAttack:
         :meth:`run` gives on its own fresh oracle. Every video's inputs are checked before any
         query. A NaN/Inf answer ends only that video (``stop_reason == "nonfinite_output"``,
         ``info["error"]``); the others finish. ``progress``: a progress bar of the
-        queries spent (out of the budgets, when there is one)."""
+        queries spent (out of the budgets, when there is one). ``width``: at most this many
+        videos in lockstep, the next starting as one ends (``None``: all at once)."""
         n = len(xs)
         targets = targets or [None] * n
         candidates = candidates or [None] * n
@@ -369,7 +371,7 @@ class QueryAttack:
             for i in range(n)
         ]  # fmt: skip
         if not progress:
-            return drive_many(procs, oracles)
+            return drive_many(procs, oracles, width=width)
         from tqdm.auto import tqdm
 
         with tqdm(total=None if budget is None else budget * n, unit="query", desc=self.name,
@@ -379,7 +381,7 @@ class QueryAttack:
                 bar.update(sum(o.used for o in oracles) - bar.n)
                 bar.set_postfix_str(f"{done}/{n} videos done", refresh=False)
 
-            results = drive_many(procs, oracles, on_step=step)
+            results = drive_many(procs, oracles, on_step=step, width=width)
             bar.total = bar.n  # videos that stopped early leave part of their budget unspent
             bar.refresh()
         return results
