@@ -14,10 +14,13 @@ Prints, for the default C3D on this machine:
    lockstep step at once, so a forward is a step), q/s, and per phase the clips per request
    (how many clips one video asks about at a time; ``init`` holds the candidates' searches and
    the key-frame search of Algorithm 1, ``optimisation`` the probes and the line search).
+   ``--width W`` keeps at most W videos in lockstep, the next starting as one ends (both
+   attacks alike; ``--videos`` then sets how many videos run in all).
 
     .venv/bin/python benchmarks/bench_attack.py                 # CPU, a few minutes
     .venv/bin/python benchmarks/bench_attack.py --device cuda --videos 8 --budget 20000
     .venv/bin/python benchmarks/bench_attack.py --lockstep-only --videos 16   # part 3 only
+    .venv/bin/python benchmarks/bench_attack.py --lockstep-only --videos 8 --width 4
 """
 
 from __future__ import annotations
@@ -100,23 +103,26 @@ def logged(process, counted: CountingModel, log: list[tuple[int, str, int, int]]
     return (yield from observe(process, note))
 
 
-def lockstep_run(attack, counted: CountingModel, chosen, budget: int, max_batch: int, device):
+def lockstep_run(attack, counted: CountingModel, chosen, budget: int, max_batch: int, device,
+                 width: int | None = None):  # fmt: skip
     """``attack.run_many`` on every video of ``chosen`` (its forks, budgets and processes; no
-    progress bar), with each request logged: ``(results, wall, forwards, log, cpu)``, ``cpu``
-    the process's CPU seconds (less moved by other processes on the machine than ``wall``)."""
+    progress bar; ``width``: at most that many in flight), with each request logged:
+    ``(results, wall, forwards, log, cpu)``, ``cpu`` the process's CPU seconds (less moved by
+    other processes on the machine than ``wall``)."""
     base = Oracle(counted, max_batch=max_batch)
     n = len(chosen.labels)
     oracles = [base.fork(budget) for _ in range(n)]
     log: list[tuple[int, str, int, int]] = []
     procs = [
         logged(attack.process(chosen.xs[i], make_goal(chosen.labels[i], chosen.targets[i]),
-                              chosen.candidates[i], None, None, base.device), counted, log, i)
+                              chosen.candidates[i], None, None, base.device,
+                              oracle_remaining=oracles[i].remaining), counted, log, i)
         for i in range(n)
     ]  # fmt: skip
     sync(device)
     counted.calls = counted.clips = 0
     t0, c0 = time.perf_counter(), time.process_time()
-    results = drive_many(procs, oracles)
+    results = drive_many(procs, oracles, width=width)
     sync(device)
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     assert sum(r.queries for r in results) == counted.clips == base.used, "every clip counted"
@@ -126,17 +132,18 @@ def lockstep_run(attack, counted: CountingModel, chosen, budget: int, max_batch:
 def lockstep_comparison(args, model, chosen, top: float) -> None:
     """Part 3: ``opt`` against ``temporal+spatial`` at one lockstep width."""
     counted = CountingModel(model)
-    width = len(chosen.labels)
-    print(f"\n## opt against temporal+spatial, {width} videos in lockstep (run_many), same "
+    n = len(chosen.labels)
+    width = min(args.width or n, n)
+    flight = f"{n} videos in lockstep" if width == n else (
+        f"{n} videos, at most {width} in lockstep (the next starting as one ends)")  # fmt: skip
+    print(f"\n## opt against temporal+spatial, {flight} (run_many), same "
           f"optimizer (opt), seed {args.seed}, budget {args.budget}, {args.candidates} "
           f"candidates; oracle chunk {args.max_batch} (one forward per lockstep step)\n")  # fmt: skip
     rows = {}
-    for name in ("opt", "temporal+spatial"):
-        batch = {"batch_key_frames": True} if name != "opt" else {}  # the key-frame searches too
-        attack = make_attack(name, optimizer="opt", query_budget=args.budget, seed=args.seed,
-                             **batch)  # fmt: skip
+    for name in ("opt", "temporal+spatial"):  # batch_key_frames: its default, "auto"
+        attack = make_attack(name, optimizer="opt", query_budget=args.budget, seed=args.seed)
         rows[name] = lockstep_run(attack, counted, chosen, args.budget, args.max_batch,
-                                  args.device)  # fmt: skip
+                                  args.device, width)  # fmt: skip
     print(
         "| attack | queries | forwards | clips per forward | q/s | share of bare best | q per CPU s "
         "| init clips per request | optimisation clips per request | init share of queries |"
@@ -190,6 +197,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--model", default="c3d", choices=["c3d", "lrcn"])
     ap.add_argument("--videos", type=int, default=4)
+    ap.add_argument("--width", type=int, default=0,
+                    help="part 3: at most this many videos in lockstep (0: all --videos)")  # fmt: skip
     ap.add_argument("--budget", type=int, default=1500, help="query budget per video")
     ap.add_argument("--candidates", type=int, default=10)
     ap.add_argument("--threads", type=int, default=1, help="torch CPU threads (at most 2 here)")

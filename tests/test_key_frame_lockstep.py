@@ -12,10 +12,23 @@ from torch import nn
 
 from hba_lib.attacks import drive, make_attack
 from hba_lib.attacks.heuristic import FrameGroups
+from hba_lib.heuristics.key_frames import (
+    bisection_queries,
+    initial_search_queries,
+    key_frame_query_bound,
+    select_key_frames,
+)
 from hba_lib.oracle import BudgetExhausted, Oracle
 from hba_lib.oracle.closest import Closest
-from hba_lib.oracle.goals import Untargeted
-from hba_lib.oracle.queries import local_search, search_process, together
+from hba_lib.oracle.goals import Targeted, Untargeted
+from hba_lib.oracle.queries import (
+    bisect,
+    local_search,
+    search_process,
+    targeted_initial_search,
+    together,
+    untargeted_initial_search,
+)
 
 torch.set_num_threads(1)
 SHAPE = (3, 6, 8, 8)  # [C, T, H, W]
@@ -31,10 +44,11 @@ class Toy3(nn.Module):
         d = math.prod(SHAPE)
         self.register_buffer("a", torch.randn(3, d, generator=g, dtype=torch.float64))
         self.register_buffer("c", torch.randn(3, d, generator=g, dtype=torch.float64))
-        self.clips = 0
+        self.clips = self.forwards = 0
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.clips += x.shape[0]
+        self.forwards += 1
         v = x.double().flatten(1).unsqueeze(1) - 0.5
         return (torch.tanh(3 * v * self.a) * self.c).sum(-1).float()
 
@@ -206,10 +220,10 @@ def test_key_frame_searches_in_lockstep_equal_one_after_another(targeted, optimi
     assert oracle.calls < seq_oracle.calls
 
 
-def test_off_by_default_so_a_cut_stage_stays_one_after_another() -> None:
-    """Where a budget cuts the key-frame stage, lockstep and one after another differ (the
-    default LRCN, a test video with three survivors, 600 queries): the default keeps the order
-    the committed tables were measured in."""
+def test_auto_by_default_so_a_cut_stage_stays_one_after_another() -> None:
+    """Where a budget cuts the key-frame stage, full lockstep and one after another differ (the
+    default LRCN, a test video with three survivors, 600 queries): the default, ``"auto"``,
+    keeps the order the committed tables were measured in."""
     from hba_lib.attacks import attack_set
     from hba_lib.data.synthetic import SyntheticActions
     from hba_lib.models import load_default_model
@@ -218,14 +232,18 @@ def test_off_by_default_so_a_cut_stage_stays_one_after_another() -> None:
     chosen = attack_set(SyntheticActions(split="test"), model, 1, 5, seed=0)
     x, y, cands = chosen.xs[0], chosen.labels[0], chosen.candidates[0]
     kw = dict(optimizer="opt", query_budget=600, seed=0, max_iter=3)
-    assert make_attack("temporal", **kw).heuristics.batch_key_frames is False
+    assert make_attack("temporal", **kw).heuristics.batch_key_frames == "auto"
     default = make_attack("temporal", **kw).run(Oracle(model), x, y, candidates=cands)
     one_by_one = make_attack("temporal", lockstep=False, **kw).run(Oracle(model), x, y,
                                                                    candidates=cands)  # fmt: skip
     batched = make_attack("temporal", batch_key_frames=True, **kw).run(Oracle(model), x, y,
                                                                        candidates=cands)  # fmt: skip
     assert len(default.info["key_frames"]["survivors"]) >= 2
+    sequential = make_attack("temporal", batch_key_frames=False, **kw).run(Oracle(model), x, y,
+                                                                           candidates=cands)  # fmt: skip
     assert default.queries == one_by_one.queries and torch.equal(default.x_adv, one_by_one.x_adv)
+    assert default.queries == sequential.queries and torch.equal(default.x_adv, sequential.x_adv)
+    assert default.info["key_frames"] == sequential.info["key_frames"]
     assert not torch.equal(batched.x_adv, one_by_one.x_adv)  # what the option changes here
 
 
@@ -263,3 +281,237 @@ def test_a_budget_that_cuts_the_key_frame_searches_holds_and_counts_everything(t
     many = attack.run_many(base, xs, ys, candidates=cands, progress=False)
     assert sum(r.queries for r in many) == base.used == model.clips
     assert all(r.queries <= init // 2 for r in many)
+
+
+# -- "auto": overlapped where bounds prove it, identical to one after another --------------------
+def toy_case(video: int, targeted: bool):
+    model, pool, labels = toy_setup()
+    x, label = pool[video], int(labels[video])
+    target = (label + 1) % 3 if targeted else None
+    want = labels[10:] == target if targeted else labels[10:] != label
+    cands = pool[10:][want][:6]
+    far = torch.linalg.vector_norm((cands - x).flatten(1), dim=1).argsort(descending=True)
+    return model, x, label, target, cands[far]
+
+
+def toy_attack(targeted: bool, batch, budget: int | None, trial: str = "check", **kw):
+    return make_attack("temporal+spatial", targeted=targeted, optimizer="opt",
+                       omega=0.5 if not targeted else 5.0, phi=0.5, q=6, max_iter=4,
+                       query_budget=budget, seed=3, batch_key_frames=batch, trial=trial, **kw)  # fmt: skip
+
+
+def assert_same(a, b) -> None:
+    assert a.queries == b.queries
+    assert a.queries_by_phase == b.queries_by_phase
+    assert torch.equal(a.x_adv, b.x_adv)
+    assert (a.mask is None) == (b.mask is None) and (a.mask is None or torch.equal(a.mask, b.mask))
+    assert a.trace == b.trace
+    assert a.info["key_frames"] == b.info["key_frames"]
+    assert (a.success, a.iterations, a.stop_reason, a.distance) == (
+        b.success, b.iterations, b.stop_reason, b.distance)  # fmt: skip
+
+
+@pytest.mark.parametrize("targeted", [False, True])
+@pytest.mark.parametrize("video", [0, 1, 5])
+def test_auto_equals_one_after_another_at_every_budget(targeted, video) -> None:
+    """Bit for bit the sequential result, at budgets that cut the candidates' searches, the
+    key-frame searches and the optimisation, and with none; fewer oracle calls where it can."""
+    model, x, label, target, cands = toy_case(video, targeted)
+    full = toy_attack(targeted, False, None).run(Oracle(model), x, label, target, candidates=cands)
+    init = full.queries_by_phase["init"]
+    budgets = sorted({*range(8, init + 40, max(1, init // 15)), init - 1, init, init + 1, None},
+                     key=lambda b: math.inf if b is None else b)  # fmt: skip
+    overlapped = 0
+    for budget in budgets:
+        seq_oracle, auto_oracle = Oracle(model), Oracle(model)
+        seq = toy_attack(targeted, False, budget).run(seq_oracle, x, label, target,
+                                                      candidates=cands)  # fmt: skip
+        auto = toy_attack(targeted, "auto", budget).run(auto_oracle, x, label, target,
+                                                        candidates=cands)  # fmt: skip
+        assert_same(auto, seq)
+        assert auto_oracle.used == seq_oracle.used == auto.queries
+        assert auto_oracle.calls <= seq_oracle.calls
+        overlapped += auto_oracle.calls < seq_oracle.calls
+    if len(full.info["key_frames"]["survivors"]) >= 1:
+        assert overlapped > 0  # it did overlap somewhere
+
+
+@pytest.mark.parametrize("targeted", [False, True])
+def test_auto_holds_the_oracles_own_budget_as_its_limit(targeted) -> None:
+    """No ``query_budget``, a budgeted oracle: ``run`` proves the overlap against the oracle's
+    budget, so the result is still the sequential one, budget by budget."""
+    model, x, label, target, cands = toy_case(1, targeted)
+    full = toy_attack(targeted, False, None).run(Oracle(model), x, label, target, candidates=cands)
+    init = full.queries_by_phase["init"]
+    for budget in range(10, init + 20, max(1, init // 10)):
+        seq = toy_attack(targeted, False, None).run(Oracle(model, budget=budget), x, label, target,
+                                                    candidates=cands)  # fmt: skip
+        auto = toy_attack(targeted, "auto", None).run(Oracle(model, budget=budget), x, label,
+                                                      target, candidates=cands)  # fmt: skip
+        assert_same(auto, seq)
+
+
+def test_auto_in_run_many_equals_one_after_another() -> None:
+    """Several videos in lockstep, untargeted and targeted, at budgets that cut the key-frame
+    stage: every video's result is the sequential one; and a shared budget that may bind
+    (not known per video) keeps the stage one after another."""
+    model, pool, labels = toy_setup()
+    xs, ys = pool[:6], [int(v) for v in labels[:6]]
+    cands = [pool[10:][labels[10:] != y][:6] for y in ys]
+    for budget in (60, 140, 260, None):
+        base_s, base_a = Oracle(model), Oracle(model)
+        seq = toy_attack(False, False, budget).run_many(base_s, xs, ys, candidates=cands,
+                                                        progress=False)  # fmt: skip
+        auto = toy_attack(False, "auto", budget).run_many(base_a, xs, ys, candidates=cands,
+                                                          progress=False)  # fmt: skip
+        for a, b in zip(auto, seq):
+            assert_same(a, b)
+        assert base_a.used == base_s.used and base_a.calls <= base_s.calls
+    targets = [(y + 1) % 3 for y in ys]
+    tcands = [pool[10:][labels[10:] == t][:6] for t in targets]
+    seq = toy_attack(True, False, 300).run_many(Oracle(model), xs, ys, targets, tcands,
+                                                progress=False)  # fmt: skip
+    auto = toy_attack(True, "auto", 300).run_many(Oracle(model), xs, ys, targets, tcands,
+                                                  progress=False)  # fmt: skip
+    for a, b in zip(auto, seq):
+        assert_same(a, b)
+    shared = Oracle(model, budget=500)  # 6 videos x 200 > 500: it may bind, so one after another
+    auto = toy_attack(False, "auto", 200).run_many(shared, xs, ys, candidates=cands,
+                                                   progress=False)  # fmt: skip
+    seq = toy_attack(False, False, 200).run_many(Oracle(model, budget=500), xs, ys,
+                                                 candidates=cands, progress=False)  # fmt: skip
+    for a, b in zip(auto, seq):
+        assert_same(a, b)
+
+
+def test_auto_without_a_known_oracle_budget_runs_one_after_another() -> None:
+    """A process driven by hand, not told what its oracle may answer: one after another (the
+    same oracle calls as ``batch_key_frames=False``)."""
+    model, x, label, target, cands = toy_case(0, False)
+    calls = []
+    for batch in ("auto", False):
+        oracle = Oracle(model)
+        drive(toy_attack(False, batch, None).process(x, Untargeted(label), cands), oracle)
+        calls.append(oracle.calls)
+    assert calls[0] == calls[1]
+    oracle = Oracle(model)
+    drive(toy_attack(False, "auto", None).process(x, Untargeted(label), cands,
+                                                  oracle_remaining=math.inf), oracle)  # fmt: skip
+    assert oracle.calls < calls[1]
+
+
+def test_batch_key_frames_values() -> None:
+    with pytest.raises(ValueError, match="batch_key_frames"):
+        make_attack("temporal", batch_key_frames="yes")
+    assert make_attack("temporal+spatial").heuristics.batch_key_frames == "auto"
+
+
+# -- the bounds the overlap rests on -------------------------------------------------------------
+def test_bisection_bound_holds() -> None:
+    g = torch.Generator().manual_seed(0)
+    for _ in range(300):
+        scale = 10 ** float(torch.randint(-2, 4, (1,), generator=g))
+        width = float(torch.rand(1, generator=g)) * scale
+        tol = 10 ** -float(torch.randint(1, 5, (1,), generator=g))
+        lo = float(torch.rand(1, generator=g)) * 100
+        flips = torch.rand(200, generator=g) < 0.5
+        search, n = bisect(lo, lo + width, tol), 0
+        try:
+            next(search)
+            while True:
+                n += 1
+                search.send(bool(flips[n % 200]))
+        except StopIteration:
+            pass
+        assert n <= bisection_queries(width, tol)
+    assert bisection_queries(0.5, 1.0) == 0 and bisection_queries(math.inf, 1.0) == math.inf
+
+
+@pytest.mark.parametrize("targeted", [False, True])
+def test_initial_search_bound_holds_whatever_best(targeted) -> None:
+    """The candidates' boundary searches (any pruning bound ``best``) ask no more than
+    ``initial_search_queries``."""
+    model, pool, labels = toy_setup()
+    x, label = pool[0], int(labels[0])
+    goal = Targeted(label, (label + 1) % 3) if targeted else Untargeted(label)
+    half = (torch.rand((1, *SHAPE[1:]), generator=torch.Generator().manual_seed(2)) < 0.5).float()
+    cap = math.sqrt(x.numel())
+    checked = 0
+    for c in pool[10:30]:
+        for mask in (None, half):
+            p = (c - x) if mask is None else (c - x) * mask
+            lam0 = float(torch.linalg.vector_norm(p))
+            theta = p / lam0
+            bound = initial_search_queries(lam0, 1e-3, targeted, cap, mask is None, 1.05, 100,
+                                           lam_max=cap)  # fmt: skip
+            for best in (math.inf, lam0 * 0.3, lam0 * 1.5, cap):
+                if targeted:
+                    search = targeted_initial_search(lam0, 1e-3, cap, mask is None, 1.05, 100, best)
+                else:
+                    search = untargeted_initial_search(lam0, best, 1e-3, mask is None)
+                oracle = Oracle(model)
+                drive(search_process(x, theta, search, goal), oracle)
+                assert oracle.used <= bound
+                checked += 1
+    assert checked == 160
+
+
+@pytest.mark.parametrize("trial", ["check", "grow"])
+@pytest.mark.parametrize("targeted", [False, True])
+def test_key_frame_bound_holds(targeted, trial) -> None:
+    """Algorithm 1 asks no more than ``key_frame_query_bound`` on toy cases: any omega (inf:
+    every deletion that stays adversarial), masked or not, ``g`` given or searched."""
+    model, pool, labels = toy_setup()
+    g = torch.Generator().manual_seed(4)
+    cap, tightest, n = math.sqrt(math.prod(SHAPE)), math.inf, 0
+    for video in (0, 1, 2, 5):
+        x, label = pool[video], int(labels[video])
+        goal = Targeted(label, (label + 1) % 3) if targeted else Untargeted(label)
+        adv = goal.is_adversarial(labels[10:])
+        for c in pool[10:][adv][:3]:
+            for omega in (0.0, 5.0, math.inf):
+                some = (torch.rand((1, *SHAPE[1:]), generator=g) < 0.6).float()
+                mask = None if omega == 5.0 else some
+                for initial in (None, "given"):
+                    p = (c - x) if mask is None else (c - x) * mask
+                    g0 = None
+                    if initial is not None:
+                        lam0 = float(torch.linalg.vector_norm(p))
+                        s = untargeted_initial_search(lam0, math.inf, 1e-3, mask is None)
+                        g0 = drive(search_process(x, p / lam0, s, goal), Oracle(model))
+                        if not math.isfinite(g0):
+                            continue
+                    oracle = Oracle(model)
+                    found = drive(select_key_frames(x, c, goal, omega, mask, 1e-3, cap, "paper",
+                                                    1.05, 100, trial, initial_g=g0), oracle)  # fmt: skip
+                    bound = key_frame_query_bound(p, 1e-3, targeted, cap, trial, 1.05, 100,
+                                                  initial_search=g0 is None,
+                                                  known_adversarial=mask is None)  # fmt: skip
+                    assert oracle.used == found.queries <= bound
+                    tightest = min(tightest, bound / max(found.queries, 1))
+                    n += 1
+    assert n >= 12
+    assert tightest < 3  # not vacuous
+
+
+def test_run_many_width_refills_and_changes_no_result() -> None:
+    """At most ``width`` videos in lockstep, the next starting as one ends: every video's
+    result is the one it gets with all videos at once."""
+    model, pool, labels = toy_setup()
+    xs, ys = pool[:5], [int(v) for v in labels[:5]]
+    cands = [pool[10:][labels[10:] != y][:6] for y in ys]
+    out = {}
+    for width in (None, 2, 1):
+        base = Oracle(model)
+        model.clips = model.forwards = 0
+        res = toy_attack(False, "auto", 150).run_many(base, xs, ys, candidates=cands,
+                                                      progress=False, width=width)  # fmt: skip
+        out[width] = (res, model.forwards)
+        assert sum(r.queries for r in res) == base.used == model.clips
+    for width in (2, 1):
+        for a, b in zip(out[width][0], out[None][0]):
+            assert_same(a, b)
+    assert out[None][1] < out[2][1] < out[1][1]  # fewer videos a step: more forwards
+    with pytest.raises(ValueError, match="width"):
+        toy_attack(False, "auto", 150).run_many(Oracle(model), xs, ys, candidates=cands,
+                                                progress=False, width=0)  # fmt: skip

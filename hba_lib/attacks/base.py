@@ -322,7 +322,15 @@ class QueryAttack:
         raises :class:`~hba_lib.oracle.NonFiniteOutputError` naming the query."""
         validate_video(x, oracle.num_frames)
         goal = make_goal(label, target)
-        return drive(self.process(x, goal, candidates, mask, init, oracle.device), oracle)
+        options = self._process_options(oracle.remaining)
+        return drive(self.process(x, goal, candidates, mask, init, oracle.device, **options),
+                     oracle)  # fmt: skip
+
+    def _process_options(self, remaining: float | None) -> dict:
+        """Keyword arguments for :meth:`process` from the queries its oracle can still answer
+        it (``None``: not known; the heuristic attack proves its overlapped searches against
+        it)."""
+        return {}
 
     def run_many(
         self,
@@ -334,6 +342,7 @@ class QueryAttack:
         masks: Sequence[torch.Tensor | None] | None = None,
         inits: Sequence[tuple[torch.Tensor, float] | None] | None = None,
         progress: bool = True,
+        width: int | None = None,
     ) -> list[AttackResult]:
         """Attack several videos in lockstep, each on a fork of ``oracle`` with
         ``config.query_budget``: one joint forward pass answers all their pending requests.
@@ -343,7 +352,8 @@ class QueryAttack:
         :meth:`run` gives on its own fresh oracle. Every video's inputs are checked before any
         query. A NaN/Inf answer ends only that video (``stop_reason == "nonfinite_output"``,
         ``info["error"]``); the others finish. ``progress``: a progress bar of the
-        queries spent (out of the budgets, when there is one)."""
+        queries spent (out of the budgets, when there is one). ``width``: at most this many
+        videos in lockstep, the next starting as one ends (``None``: all at once)."""
         n = len(xs)
         targets = targets or [None] * n
         candidates = candidates or [None] * n
@@ -360,17 +370,20 @@ class QueryAttack:
             elif inits[i] is None:
                 raise ValueError(f"video {i}: give candidate videos or init=(theta, g)")
             validate_mask_init(xs[i], masks[i], inits[i])
-        oracles = [oracle.fork(self.config.query_budget) for _ in range(n)]
+        budget = self.config.query_budget
+        oracles = [oracle.fork(budget) for _ in range(n)]
+        shared = oracle.remaining  # the videos share it: known per video only if it cannot bind
+        binds = math.isfinite(shared) and (budget is None or budget * n > shared)
         procs = [
             self.process(xs[i], make_goal(labels[i], targets[i]), candidates[i], masks[i],
-                         inits[i], oracle.device)
+                         inits[i], oracle.device,
+                         **self._process_options(None if binds else oracles[i].remaining))
             for i in range(n)
         ]  # fmt: skip
         if not progress:
-            return drive_many(procs, oracles)
+            return drive_many(procs, oracles, width=width)
         from tqdm.auto import tqdm
 
-        budget = self.config.query_budget
         with tqdm(total=None if budget is None else budget * n, unit="query", desc=self.name,
                   mininterval=0.5) as bar:  # fmt: skip
 
@@ -378,7 +391,7 @@ class QueryAttack:
                 bar.update(sum(o.used for o in oracles) - bar.n)
                 bar.set_postfix_str(f"{done}/{n} videos done", refresh=False)
 
-            results = drive_many(procs, oracles, on_step=step)
+            results = drive_many(procs, oracles, on_step=step, width=width)
             bar.total = bar.n  # videos that stopped early leave part of their budget unspent
             bar.refresh()
         return results

@@ -200,6 +200,7 @@ def drive_many(
     processes: Sequence[QueryProcess],
     oracles: Sequence[Oracle],
     on_step: Callable[[int], None] | None = None,
+    width: int | None = None,
 ) -> list[Any]:
     """Run several query processes in lockstep: one joint forward pass per step.
 
@@ -208,16 +209,28 @@ def drive_many(
     answer for one process is thrown into that process only (see the module docstring): its
     result says why it ended, and the others go on. ``on_step(done)`` is
     called after every joint step with the number of finished processes (a progress bar).
+    ``width``: at most this many processes in flight (``None``: all); as one ends, the next in
+    order starts, so the steps stay full while processes remain.
     """
     if len(processes) != len(oracles):
         raise ValueError(f"{len(processes)} processes but {len(oracles)} oracles")
+    if width is not None and width < 1:
+        raise ValueError(f"width must be >= 1 or None, got {width}")
     results: list[Any] = [None] * len(processes)
     pending: dict[int, Request] = {}
-    for i, proc in enumerate(processes):
-        try:
-            pending[i] = next(proc)
-        except StopIteration as stop:
-            results[i] = stop.value
+    waiting = iter(range(len(processes)))
+
+    def fill() -> None:
+        while width is None or len(pending) < width:
+            i = next(waiting, None)
+            if i is None:
+                return
+            try:
+                pending[i] = next(processes[i])
+            except StopIteration as stop:
+                results[i] = stop.value
+
+    fill()
     while pending:
         idx = list(pending)
         answers = query_jointly(
@@ -236,6 +249,7 @@ def drive_many(
             except NonFiniteOutputError as exc:  # the process did not handle it: its result
                 results[i] = exc
                 del pending[i]
+        fill()
         if on_step is not None:
             on_step(len(processes) - len(pending))
     return results

@@ -36,13 +36,15 @@ from hba_lib.heuristics.key_frames import (
     ACCEPTANCE_RULES,
     TRIALS,
     KeyFrameSearch,
+    initial_search_queries,
+    key_frame_query_bound,
     select_key_frames,
 )
-from hba_lib.oracle import BudgetExhausted
+from hba_lib.oracle import Answer, BudgetExhausted, NonFiniteOutputError
 from hba_lib.oracle.closest import Closest
 from hba_lib.oracle.goals import Goal
 from hba_lib.oracle.priors import parse_prior
-from hba_lib.oracle.queries import QueryProcess, observe, together
+from hba_lib.oracle.queries import QueryProcess, Request, observe, together
 from hba_lib.oracle.subspace import parse_subspace
 
 OPTIMIZERS = ("opt", "opt-authors", "opt-relative", "sign-opt", "hsja", "cgba")
@@ -105,8 +107,10 @@ class HeuristicConfig:
     deletion is tried: the paper's ``check`` of ``x + p_hat``, or ``grow``), ``prune`` (skip a
     candidate whose boundary search cannot beat the best ``g`` found so far, and run
     Algorithm 1 on the survivors only; ``False``: on every adversarial candidate),
-    ``batch_key_frames`` (the survivors' key-frame searches in lockstep: more clips a forward,
-    the same result unless the budget cuts the stage; off by default)."""
+    ``batch_key_frames`` (the key-frame searches in lockstep, for more clips a forward:
+    ``"auto"``, the default, runs a search early only where upper bounds on the queries prove
+    the result is exactly the one-after-another one; ``True``, the survivors' searches all in
+    lockstep, which differs where a budget cuts the stage; ``False``, one after another)."""
 
     omega: float | None = 3.0
     phi: float = 0.6
@@ -115,7 +119,7 @@ class HeuristicConfig:
     acceptance: str = "paper"
     trial: str = "check"
     prune: bool = True
-    batch_key_frames: bool = False
+    batch_key_frames: bool | str = "auto"
 
     def __post_init__(self) -> None:
         if self.omega is not None and not self.omega >= 0:
@@ -126,6 +130,9 @@ class HeuristicConfig:
             raise ValueError(f"acceptance must be one of {ACCEPTANCE_RULES}")
         if self.trial not in TRIALS:
             raise ValueError(f"trial must be one of {TRIALS}")
+        if self.batch_key_frames not in (True, False, "auto"):
+            raise ValueError(f"batch_key_frames must be True, False or 'auto', got "
+                             f"{self.batch_key_frames!r}")  # fmt: skip
 
 
 class HeuristicAttack(QueryAttack):
@@ -150,6 +157,9 @@ class HeuristicAttack(QueryAttack):
         self.optimizer = make_optimizer(optimizer, **overrides) if isinstance(optimizer, str) else (
             optimizer)  # fmt: skip
         self.name = name or self._default_name()
+
+    def _process_options(self, remaining: float | None) -> dict:
+        return {"oracle_remaining": remaining}
 
     def _default_name(self) -> str:
         h = self.heuristics
@@ -176,7 +186,8 @@ class HeuristicAttack(QueryAttack):
         return saliency_mask(x, h.phi, method=h.saliency, backend=h.saliency_backend)
 
     def candidate_starts(self, attack: BoundaryAttack, st: AttackState, goal: Goal,
-                         candidates: torch.Tensor, adversarial: list[int]):  # fmt: skip
+                         candidates: torch.Tensor, adversarial: list[int],
+                         found: list | None = None, on_search=None):  # fmt: skip
         """``g`` of each adversarial candidate's direction on the spatial mask ``st.mask``, the
         candidates in order; returns ``[(index, g, video)]`` of those Algorithm 1 should run
         on, ``video`` the closest adversarial video the search queried (exactly as queried).
@@ -184,9 +195,14 @@ class HeuristicAttack(QueryAttack):
         With ``prune`` (the authors' code does the same), a candidate's search first asks
         whether it can beat the best ``g`` so far (one query at that distance) and is
         abandoned if not, so the survivors are the candidates that set a new best in turn,
-        the best of all among them. Without it, every candidate with a finite ``g``."""
-        starts, best, before = [], math.inf, st.queries
-        for i in adversarial:
+        the best of all among them. Without it, every candidate with a finite ``g``.
+
+        ``found`` (a list) receives each start as it is found, ``on_search(k)`` is called as
+        the search of ``adversarial[k]`` begins (:func:`key_frames_overlapped` reads both)."""
+        starts, best, before = [] if found is None else found, math.inf, st.queries
+        for k, i in enumerate(adversarial):
+            if on_search is not None:
+                on_search(k)
             seen = Closest(st.x)
             if st.mask is None:  # the candidate itself (queried above) is the point at ||p||
                 seen.offer(candidates[i].unsqueeze(0))
@@ -203,7 +219,7 @@ class HeuristicAttack(QueryAttack):
         return starts
 
     def key_frame_initialiser(self, attack: BoundaryAttack, st: AttackState, goal: Goal,
-                              candidates: torch.Tensor):  # fmt: skip
+                              candidates: torch.Tensor, limit: float | None = None):  # fmt: skip
         """Algorithm 1 on the candidates that survive :meth:`candidate_starts`; the one whose
         key-frame direction is closest to the boundary (smallest ``g``: the paper's "initial
         direction which has the minimum distance to the decision boundary") seeds ``st``.
@@ -212,9 +228,13 @@ class HeuristicAttack(QueryAttack):
         ``batch_key_frames`` (and the optimizer's ``lockstep``) they run in lockstep
         (:func:`key_frames_in_lockstep`), one request per step for all, with exactly the
         queries and the result of running them one after another whenever the budget does not
-        cut them. Off by default: where a budget cuts the stage, one after another finishes the
-        first survivors and lockstep has every survivor half done, so the results differ
-        (the committed tables were measured one after another)."""
+        cut them; where a budget cuts the stage, one after another finishes the first survivors
+        and lockstep has every survivor half done, so the results differ. ``"auto"`` (the
+        default) runs them, and each survivor's search as soon as its candidate is found,
+        alongside the candidates' boundary searches (:func:`key_frames_overlapped`), only where
+        bounds on the queries prove the result is the one-after-another one; ``limit`` is the
+        budget it proves that against (the queries the attack may spend, ``inf``: none;
+        ``None``: not known, so one after another)."""
         h, cfg = self.heuristics, attack.config
         spatial, cap = st.mask, attack._cap(st)  # st.mask narrows as key frames are found
         ans = yield from attack._ask(st, candidates, "init")
@@ -239,9 +259,30 @@ class HeuristicAttack(QueryAttack):
                     st.keep(found.x_adv.unsqueeze(0))
                 st.record(queries)  # the trace shows the key-frame search's progress
 
+        def finished_starts(value: list) -> None:
+            nonlocal starts
+            starts = value
+
         try:
+            if h.batch_key_frames == "auto" and cfg.lockstep and limit is not None:
+                chain_bound = self._candidate_bounds(attack, st, goal, candidates, adversarial,
+                                                     spatial, cap)  # fmt: skip
+
+                def search_bound(i: int) -> float:
+                    p = candidates[i] - st.x
+                    p = p if spatial is None else p * spatial
+                    return key_frame_query_bound(p, cfg.tol, goal.targeted, cap, h.trial,
+                                                 cfg.targeted_grow, cfg.grid_points)  # fmt: skip
+
+                found: list = []
+                chain = self.candidate_starts(attack, st, goal, candidates, adversarial, found,
+                                              chain_bound.begin)  # fmt: skip
+                yield from key_frames_overlapped(attack, st, goal, spatial, chain, found,
+                                                 finished_starts, chain_bound, search_bound,
+                                                 search, adopt, limit)  # fmt: skip
+                return
             starts = yield from self.candidate_starts(attack, st, goal, candidates, adversarial)
-            if h.batch_key_frames and cfg.lockstep and len(starts) > 1:
+            if h.batch_key_frames is True and cfg.lockstep and len(starts) > 1:
                 yield from key_frames_in_lockstep(attack, st, goal, spatial, starts, search, adopt)
             else:
                 for i, g0, seen in starts:
@@ -256,6 +297,26 @@ class HeuristicAttack(QueryAttack):
                 **({"chosen": best[0], "key_frames": best[1].key_frames} if best else {}),
             }
 
+    @staticmethod
+    def _candidate_bounds(attack: BoundaryAttack, st: AttackState, goal: Goal,
+                          candidates: torch.Tensor, adversarial: list[int],
+                          spatial: torch.Tensor | None, cap: float) -> ChainBound:  # fmt: skip
+        """Upper bounds on the queries of each candidate's boundary search in
+        :meth:`candidate_starts` (``inf`` for an optimizer whose search is not Opt-attack's)."""
+        cfg = attack.config
+        if type(attack).candidate_search is not BoundaryAttack.candidate_search:
+            return ChainBound([math.inf] * len(adversarial))
+        lam0 = []
+        for i in adversarial:
+            p = candidates[i] - st.x
+            lam0.append(float(torch.linalg.vector_norm(p if spatial is None else p * spatial)))
+        top = max([cap, *lam0])
+        return ChainBound([
+            initial_search_queries(v, cfg.tol, goal.targeted, cap, spatial is None,
+                                   cfg.targeted_grow, cfg.grid_points, lam_max=top)
+            for v in lam0
+        ])  # fmt: skip
+
     def process(
         self,
         x: torch.Tensor,
@@ -264,11 +325,17 @@ class HeuristicAttack(QueryAttack):
         mask: torch.Tensor | None = None,
         init: tuple[torch.Tensor, float] | None = None,
         device: str | torch.device | None = None,
+        oracle_remaining: float | None = None,
     ) -> QueryProcess:
         """Algorithm 2 on one clean video as a query process; returns an :class:`AttackResult`.
 
         ``mask`` (optional) is multiplied into the saliency mask; ``init`` skips the
         heuristics' search (the optimizer starts from it on the spatial mask).
+        ``oracle_remaining``: the queries the oracle that answers this process can still
+        answer it (``math.inf``: no budget; :meth:`run` and :meth:`run_many` pass it). With
+        ``batch_key_frames="auto"`` the key-frame stage overlaps its searches only where it can
+        prove the result against the tighter of it and ``query_budget``; ``None`` (not known):
+        one after another.
         """
         dev = torch.device(device) if device is not None else x.device
         spatial = self.spatial_mask(x.detach().to(dev, torch.float32))
@@ -276,9 +343,17 @@ class HeuristicAttack(QueryAttack):
             mask = mask.to(dev, torch.float32)
             spatial = mask if spatial is None else spatial * mask
         use_key_frames = self.heuristics.omega is not None and init is None
+        limit = None
+        if oracle_remaining is not None:
+            budget = self.config.query_budget
+            limit = min(math.inf if budget is None else budget, oracle_remaining)
+
+        def initialiser(attack, st, goal, candidates):
+            return self.key_frame_initialiser(attack, st, goal, candidates, limit)
+
         result = yield from self.optimizer.process(
             x, goal, candidates, spatial, init, dev,
-            initialiser=self.key_frame_initialiser if use_key_frames else None,
+            initialiser=initialiser if use_key_frames else None,
         )  # fmt: skip
         result.info["heuristics"] = asdict(self.heuristics)
         result.info["attack"] = self.name
@@ -331,6 +406,160 @@ class FrameGroups:
             d, _, video = min(inside, key=lambda v: (v[0], v[1]))
             if d < closest.distance:
                 closest.distance, closest.video = d, video
+
+
+class ChainBound:
+    """The most queries the candidates' boundary searches (run one after another by
+    :meth:`HeuristicAttack.candidate_starts`) may still ask: the rest of the current search's
+    bound and the bounds of those after it. ``begin(k)`` as search ``k`` starts, ``add(n)`` as
+    it is answered ``n`` queries."""
+
+    def __init__(self, bounds: list[float]) -> None:
+        self.bounds, self.k, self.spent = bounds, 0, 0
+
+    def begin(self, k: int) -> None:
+        self.k, self.spent = k, 0
+
+    def add(self, n: int) -> None:
+        self.spent += n
+
+    def left(self) -> float:
+        if self.k >= len(self.bounds):
+            return 0
+        current = self.bounds[self.k] - self.spent
+        if current < 0:  # a bound that did not hold: prove nothing more
+            return math.inf
+        return current + sum(self.bounds[self.k + 1 :])
+
+
+class _Search:
+    """One key-frame search of :func:`key_frames_overlapped`: its process, what it queried,
+    its bound, its pending request and, once done, its value."""
+
+    def __init__(self, start: tuple, process, groups: FrameGroups, bound: float) -> None:
+        self.start, self.process, self.groups, self.bound = start, process, groups, bound
+        self.request: Request | None = None
+        self.done, self.value = False, None
+
+    def left(self) -> float:
+        """The most queries it may still ask."""
+        left = self.bound - self.groups.queries
+        return 0 if self.done else (left if left >= 0 else math.inf)
+
+    def advance(self, answer: Answer | None) -> None:
+        try:
+            self.request = next(self.process) if answer is None else self.process.send(answer)
+        except StopIteration as stop:
+            self.request, self.done, self.value = None, True, stop.value
+
+
+def key_frames_overlapped(attack: BoundaryAttack, st: AttackState, goal: Goal,
+                          spatial: torch.Tensor | None, chain: QueryProcess, found: list,
+                          finished, chain_bound: ChainBound, search_bound, search, adopt,
+                          limit: float):  # fmt: skip
+    """Algorithm 2's initial stage with its searches overlapped, and exactly the queries and
+    the result of running them one after another (``batch_key_frames="auto"``).
+
+    One after another, the candidates' boundary searches (``chain``, the process of
+    :meth:`HeuristicAttack.candidate_starts`, which appends each survivor to ``found``) come
+    first, then each survivor's key-frame search (``search(i, g0, video)``) in turn. Here a
+    survivor's search starts as soon as its candidate is found, and every search with a pending
+    request shares one request a step. A key-frame search's request is asked ahead of its turn
+    only when the queries spent so far, the request and the most queries every search before
+    it may still ask (``chain_bound``, ``search_bound(i)``: the bounds of
+    :mod:`hba_lib.heuristics.key_frames`) fit in ``limit - 1`` (the attack reserves one query
+    for its final check); otherwise it waits. So the searches before it can never be cut by
+    it, a search is cut only when it is the first one unfinished (then nothing after it has
+    spent a query, and it is cut exactly where one after another would cut it), and every
+    search gets the answers it gets alone. The key-frame searches' points are recorded
+    (:class:`FrameGroups`) and replayed in the one-after-another order once the candidates are
+    done, each followed by ``adopt``, as :func:`key_frames_in_lockstep` does; ``finished(starts)``
+    gets the chain's value when it completes."""
+    runs: list[_Search] = []
+    chain_request: Request | None = None
+    chain_done, chain_queries = False, 0
+    try:
+        chain_request = next(chain)
+    except StopIteration as stop:
+        chain_done = True
+        finished(stop.value)
+    try:
+        while True:
+            while len(runs) < len(found):  # a new survivor: its search starts (no query yet)
+                start = found[len(runs)]
+                i, g0, seen = start
+                groups = FrameGroups(st.x, spatial, goal)
+                run = _Search(start, groups.watch(search(i, g0, seen)), groups, search_bound(i))
+                run.advance(None)
+                runs.append(run)
+            parts: list[tuple[_Search | None, Request]] = []
+            if not chain_done:
+                parts.append((None, chain_request))
+            ahead = chain_bound.left() if not chain_done else 0  # what the searches before may ask
+            first = chain_done
+            for run in runs:
+                if run.done:
+                    continue
+                n = run.request.points.shape[0]
+                if first:  # the first search unfinished: its turn, as one after another
+                    budget = attack.config.query_budget
+                    if budget is not None and st.queries + n > budget - 1:
+                        raise BudgetExhausted(
+                            f"attack's query budget exhausted: {st.queries} of {budget} used, a "
+                            f"request for {n} more ({run.request.phase}) does not fit"
+                        )
+                    parts.append((run, run.request))
+                elif st.queries + n + ahead <= limit - 1:
+                    parts.append((run, run.request))
+                ahead += run.left()
+                first = False
+            if not parts:
+                break
+            phase = parts[0][1].phase
+            if any(req.phase != phase for _, req in parts):
+                raise RuntimeError("the initial stage's searches ask in one phase (init)")
+            pts = parts[0][1].points if len(parts) == 1 else torch.cat([r.points for _, r in parts])
+            try:
+                answer = yield Request(pts, phase, 1)
+            except (BudgetExhausted, NonFiniteOutputError) as exc:
+                if isinstance(exc, NonFiniteOutputError):  # the model saw them all: they count
+                    for run, req in parts:
+                        if run is not None:
+                            st.queries += req.points.shape[0]
+                            st.by_phase[phase] += req.points.shape[0]
+                if not chain_done:  # the chain ends as it would alone (counting its part)
+                    chain.throw(exc)
+                raise
+            offset, chain_part = 0, None
+            for run, req in parts:  # the key-frame searches' parts counted first, then the chain
+                size = req.points.shape[0]
+                part = Answer(answer.labels[offset : offset + size],
+                              answer.probs[offset : offset + size])  # fmt: skip
+                offset += size
+                if run is None:
+                    chain_part = part
+                    continue
+                st.queries += size
+                st.by_phase[phase] += size
+                run.advance(part)
+            if chain_part is not None:
+                chain_bound.add(chain_request.points.shape[0])
+                chain_queries += chain_request.points.shape[0]
+                try:
+                    chain_request = chain.send(chain_part)
+                except StopIteration as stop:
+                    chain_done = True
+                    chain_bound.begin(len(chain_bound.bounds))
+                    finished(stop.value)
+                    st.info["key_frames"]["start_queries"] = chain_queries  # its own queries
+    finally:  # what the one-after-another loop does after each search, in its order
+        spent = st.queries - sum(run.groups.queries for run in runs)
+        for run in runs:
+            run.groups.offer_to(st.closest)
+            spent += run.groups.queries
+            if not run.done:
+                break
+            adopt(run.start[0], run.value, spent)
 
 
 def key_frames_in_lockstep(attack: BoundaryAttack, st: AttackState, goal: Goal,

@@ -320,3 +320,93 @@ def select_key_frames(
     out.mask, out.theta, out.g, out.map = m, normalize(theta), g, cur_map
     out.x_adv = kept.video
     return out
+
+
+# -- upper bounds on the queries a search asks (for running searches early, in lockstep) ---------
+# Each bound follows the loops above and in ``hba_lib.oracle.queries``: it is the most queries the
+# search can ask whatever the oracle answers. ``HeuristicAttack`` starts a search ahead of its turn
+# only where these bounds prove the searches before it still fit in the budget.
+_WIDTH_SLACK = 1.0 + 1e-6  # a norm of a sub-perturbation, or a grid step, rounded up
+
+
+def bisection_queries(width: float, tol: float) -> float:
+    """The most queries :func:`~hba_lib.oracle.queries.bisect` asks on an interval of
+    ``width``: halvings until the width is ``<= tol``, plus one for floating-point rounding of
+    the midpoints (``inf`` for an infinite width or a tolerance that is not > 0)."""
+    if not width > tol:
+        return 0
+    if not (math.isfinite(width) and tol > 0):
+        return math.inf
+    n, w = 0, float(width)
+    while w > tol:
+        w /= 2.0
+        n += 1
+    return n + 1
+
+
+def grow_queries(lam0: float, cap: float, grow: float) -> float:
+    """The most queries the growing loop of
+    :func:`~hba_lib.oracle.queries.targeted_initial_search` asks from ``lam0``: ``lam0``, then
+    ``lam * grow`` while it stays ``<= cap`` (the same float products as the loop)."""
+    if not (lam0 > 0 and grow > 1 and math.isfinite(cap)):
+        return math.inf
+    n, lam = 1, float(lam0)
+    while True:
+        lam *= grow
+        if lam > cap:
+            return n
+        n += 1
+
+
+def initial_search_queries(
+    lam0: float, tol: float, targeted: bool = False, cap: float = math.inf,
+    known_adversarial: bool = False, grow: float = 1.05, grid_points: int = 100,
+    lam_max: float | None = None,
+) -> float:  # fmt: skip
+    """The most queries Opt-attack's initial search for ``g`` from ``lam0 = ||p||`` asks
+    (:func:`~hba_lib.oracle.queries.untargeted_initial_search`, :func:`~hba_lib.oracle.queries.
+    targeted_initial_search`), whatever ``best`` (the pruning bound) it is given. Targeted,
+    ``lam_max`` bounds that ``best`` (default: ``max(lam0, cap)``, what any such search returns)."""
+    if lam0 <= 0:
+        return 0
+    if not targeted:  # one query (at best or lam0) unless skipped, then [0, min(best, lam0)]
+        return 1 + bisection_queries(lam0 * _WIDTH_SLACK, tol)
+    top = max(lam0, cap) if lam_max is None else max(lam0, cap, lam_max)
+    grid = max(grid_points - 2, 0)  # the grid's inner points
+    start = 1 if known_adversarial else grow_queries(lam0, cap, grow)
+    step = top * _WIDTH_SLACK / max(grid_points - 1, 1)  # a grid cell, where the bisection starts
+    return max(start, 1) + grid + bisection_queries(step, tol)
+
+
+def frame_norms(p: torch.Tensor) -> list[float]:
+    """The L2 norm of ``p [C, T, H, W]`` on each frame."""
+    return torch.linalg.vector_norm(p.transpose(0, 1).flatten(1), dim=1).tolist()
+
+
+def key_frame_query_bound(
+    p: torch.Tensor, tol: float, targeted: bool = False, cap: float = math.inf,
+    trial: str = "check", grow: float = 1.05, grid_points: int = 100,
+    initial_search: bool = False, known_adversarial: bool = False,
+) -> float:  # fmt: skip
+    """The most queries :func:`select_key_frames` asks for the masked perturbation
+    ``p = (x_hat - x) * M`` (``[C, T, H, W]``): ``T`` for the frame importance, the initial
+    boundary search when it is not given (``initial_search``), then at most ``T`` deletion
+    trials. Every trial's perturbation is ``p`` on a subset of its frames, so its norm lies
+    between the smallest nonzero frame norm and ``||p||``: a ``check`` trial is one query and a
+    bisection on ``[0, ||p_hat||]``; a ``grow`` trial is the initial search from ``||p_hat||``."""
+    num_frames = p.shape[1]
+    norms = [v for v in frame_norms(p) if v > 0]
+    if not norms:
+        return num_frames
+    norm = float(torch.linalg.vector_norm(p))
+    total = float(num_frames)
+    if initial_search:
+        total += initial_search_queries(norm, tol, targeted, cap, known_adversarial, grow,
+                                        grid_points)  # fmt: skip
+    if trial == "check" or not targeted:  # one query (the check, or lam0), then a bisection
+        per_trial = 1 + bisection_queries(norm * _WIDTH_SLACK, tol)
+    else:  # targeted grow from the smallest norm a trial may have
+        lam_min = min(norms) / _WIDTH_SLACK
+        per_trial = initial_search_queries(lam_min, tol, True, cap, False, grow, grid_points,
+                                           lam_max=norm)  # fmt: skip
+    return total + num_frames * per_trial
