@@ -44,8 +44,8 @@ NOT_IN_DEMO: dict[str, str] = {
         "it with `python -m hba_lib.demo --only 09` (`make figures` runs it too)"
     ),
     "10_beyond_the_paper": (
-        "beyond the paper: six attack rows (two configurations x three optimizers) take about "
-        "3 minutes on 2 CPU cores, which would take `make demo` (8-8.5 minutes) past its 10 "
+        "beyond the paper: eight attack rows (two configurations x four optimizers) take about "
+        "4 minutes on 2 CPU cores, which would take `make demo` (8-8.5 minutes) past its 10 "
         "minutes; run it with `python -m hba_lib.demo --only 10` (`make figures` runs it too)"
     ),
 }

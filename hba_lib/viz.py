@@ -829,6 +829,32 @@ def probe_directions(rows: Mapping[str, tuple[torch.Tensor, Mapping[str, torch.T
     return fig
 
 
+def edge_prior_panels(x: torch.Tensor, edge: torch.Tensor, probes: Mapping[str, torch.Tensor],
+                      frame: int, title: str) -> plt.Figure:  # fmt: skip
+    """One frame of a video ``x [C, T, H, W]``, its edge map ``edge [T, H, W]``
+    (``hba_lib.oracle.priors.edge_map``; dark = flat, bright = strong edge) and one column per
+    probe ``[C, T, H, W]`` of ``probes`` (name -> probe), each amplified on that frame (grey = 0)."""
+    cols = 2 + len(probes)
+    with style(0.8):
+        fig, axes = plt.subplots(1, cols, figsize=(1.9 * cols, 2.4), squeeze=False)
+        axes = axes[0]
+        axes[0].imshow(as_frames(x)[frame].squeeze())
+        axes[0].set_title(f"frame t={frame}", fontsize=9)
+        e = torch.as_tensor(edge).detach().float().cpu()[frame].numpy()
+        axes[1].imshow(e, cmap="magma", vmin=0, vmax=max(float(e.max()), 1e-12))
+        axes[1].set_title("edge map e", fontsize=9)
+        for ax, (name, u) in zip(axes[2:], probes.items()):
+            ax.imshow(as_frames(amplify(torch.as_tensor(u)[:, frame : frame + 1]))[0].squeeze())
+            ax.set_title(name, fontsize=9)
+        for ax in axes:
+            ax.set_xticks([])
+            ax.set_yticks([])
+            ax.grid(False)
+        fig.suptitle(title)
+        fig.tight_layout()
+    return fig
+
+
 def boundary_step_sketch(n_probes: int = 30, delta: float = 0.45, seed: int = 0) -> plt.Figure:
     """One HopSkipJump iteration drawn on a 2-D toy: the adversarial region is a disc, ``x``
     the origin; from the boundary point ``x_b``, ``n_probes`` probes at radius ``delta`` give

@@ -24,21 +24,26 @@
 # paper. It keeps the masks and changes the **optimizer** that searches inside them:
 # HopSkipJump's **boundary point** steps instead of Opt-attack's or Sign-OPT's direction
 # search, and random probes drawn in a **low-frequency subspace** (QEBA's idea) instead of
-# in all 3 x 16 x H x W dimensions of the video.
+# in all 3 x 16 x H x W dimensions of the video, or weighted towards the video's edges (a
+# **probe prior**).
 #
 # ## What you will learn
 # - why a sparse perturbation wins in MAP and can lose in L2, and the relation between them,
 #   `L2 ~ sqrt(N) MAP / (255 sqrt(rho))`, checked on the attacks' own videos;
 # - what a **low-frequency subspace** is (`resize:4`, `dct:4`) and what its probe directions
 #   look like on a frame, beside the full-resolution ones;
+# - what a **probe prior** is (`edge:3`): probes weighted by the clean video's **edge map**, no
+#   query needed, and why it helps only where the model looks at the edges;
 # - HopSkipJump's iteration in three steps (a sign estimate at the boundary point, a
 #   **geometric step size**, a bisection back to the boundary) and how `hsja@dct:4`, the same
-#   steps in a subspace (**QEBA**), runs on hba's masks;
+#   steps in a subspace (**QEBA**), and `hsja+edge:3`, the same steps with the edge prior, run on
+#   hba's masks;
 # - how to compare optimizers on the same videos at equal budgets, in MAP and in L2.
 #
-# **Time to run:** about 3 minutes on 2 CPU cores at the defaults (2 videos, 2,000 queries
-# each, 2 configurations x 3 optimizers); at paper scale
-# (`params/10_beyond_the_paper_full.yaml`, 20 videos, 10,000 queries, on a GPU) about an hour.
+# **Time to run:** about 4 minutes on 2 CPU cores at the defaults (2 videos, 2,000 queries
+# each, 2 configurations x 4 optimizers); at paper scale
+# (`params/10_beyond_the_paper_full.yaml`, 20 videos, 10,000 queries, on a GPU) about an hour
+# and a half.
 # It needs nothing from earlier notebooks: data and checkpoints come from `hba_lib`.
 #
 # Terms in bold are defined in [`docs/glossary.md`](../docs/glossary.md).
@@ -52,8 +57,9 @@ n_videos = 2  # correctly classified test videos to attack
 num_candidates = 5  # videos of other classes tried as starting points
 query_budget = 2000  # per video, configuration and optimizer
 configs = ["opt", "temporal+spatial"]  # whole video, and the paper's masks
-optimizers = ["sign-opt", "hsja", "hsja@dct:4"]  # hba_lib.attacks.OPTIMIZERS, '@' a subspace
+optimizers = ["sign-opt", "hsja", "hsja@dct:4", "hsja+edge:3"]  # '@' a subspace, '+' a prior
 subspaces = ["resize:4", "dct:4"]  # drawn beside the full space in the first picture
+prior = "edge:3"  # the probe prior drawn beside the flat probes (hba_lib.oracle.priors)
 phi = 0.6  # saliency share of the mask in the first picture (the untargeted default)
 seed = 0
 threads = 1
@@ -70,6 +76,7 @@ from hba_lib.data import get_dataset
 from hba_lib.heuristics.saliency import saliency_mask
 from hba_lib.models import load_default_model, load_model_checkpoint
 from hba_lib.oracle import Oracle
+from hba_lib.oracle.priors import edge_map, parse_prior
 from hba_lib.oracle.queries import random_directions
 from hba_lib.oracle.subspace import parse_subspace
 from hba_lib.paths import resolve
@@ -128,6 +135,57 @@ pd.DataFrame({"dimension k": [parse_subspace(s).dim(shape) for s in spaces],
 # more in the subspace, provided the gradient lies mostly in it.
 # `hba_lib.oracle.subspace` builds `B` (`parse_subspace`, `Subspace.dim`, `Subspace.project`).
 #
+# ## Where the model looks: an edge prior
+#
+# A subspace decides *which* directions a probe may take; a **probe prior** decides *how much*
+# of each pixel it moves. On the default models, the gradient of the model's margin (its top
+# logit minus the runner-up) at a clean video is not smooth, so a low-frequency subspace can
+# miss most of it, but it is sparse and lies on the video's edges, the outlines of what moves
+# (measured on their training videos; `hba_lib/oracle/priors.py` says how). The **edge
+# prior** puts the probes there. Below: one frame of the first video, its **edge map** `e`
+# (the magnitude of each frame's luminance gradient, blurred over 3 x 3 pixels: from the clean
+# video alone, no query), a flat full-resolution probe, and a probe drawn with the prior
+# `edge:3` from the same seed.
+# The table gives the share of a probe's energy (its squared values, over 200 probes) on the
+# tenth of the pixels where `e` is largest.
+
+# %%
+edge = edge_map(x)
+std = parse_prior(prior).std(x)
+flat = random_directions(200, shape, gen(), None)
+weighted = random_directions(200, shape, gen(), None, std=std)
+viz.show(viz.edge_prior_panels(x, edge, {"full (flat)": flat[0], prior: weighted[0]}, frame,
+                               f"{model_label}, test video {chosen.indices[0]}: a probe with "
+                               "the edge prior"), "10_edge_prior")  # fmt: skip
+top = torch.zeros(edge.numel(), dtype=torch.bool)  # the tenth of the pixels where e is largest
+top[edge.flatten().topk(edge.numel() // 10).indices] = True
+top = top.view(edge.shape).expand(shape)
+pd.DataFrame({"energy on the top 10 % of e": [float((u**2)[:, top].sum() / (u**2).sum())
+                                              for u in (flat, weighted)]},
+             index=["full (flat)", prior]).round(3)  # fmt: skip
+
+# %% [markdown]
+# Each probe is the flat Gaussian probe times a per-pixel standard deviation `s`, then masked
+# and normalised:
+#
+# $$u = \frac{M \odot s \odot z}{\|M \odot s \odot z\|}, \quad z \sim \mathcal N(0, I_N),
+# \qquad s^2 = \frac{e^P}{\operatorname{mean}(e^P)} + F,$$
+#
+# the same `s` for the three channels, where `P` is the prior's power (`edge:P`; a larger `P`
+# puts more of each probe on the strongest edges) and `F` the floor (0.01, or `edge:P:F`),
+# which keeps every pixel of the mask reachable.
+#
+# Why it can help: with `S = diag(s)`, the probes weighted by the oracle's answers
+# (HopSkipJump's sign estimate, below) average to a vector along `S^2 w` instead of `w`, the
+# boundary's normal. Since `w . S^2 w > 0`, it still points across the boundary, a direction
+# the step can use, and the estimate's noise falls where `s` is small, where the model does not
+# look. When it hurts: if the model's sensitivity is *not* on the edges, the prior spends the
+# probes where the normal has little energy, and the attack converges more slowly than with
+# the flat probes (on a hand-built linear model whose normal is random over the whole video,
+# it does).
+# `hba_lib.oracle.priors` builds `s` (`edge_map`, `ProbePrior.std`); every optimizer takes a
+# prior after a `+`: `"hsja+edge:3"`, or `"hsja@dct:4+edge:3"` with a subspace too.
+#
 # ## HopSkipJump's boundary step
 #
 # Opt-attack and Sign-OPT move a *direction* `theta` and measure `g(theta)` along it. HopSkipJump
@@ -167,7 +225,8 @@ viz.show(viz.boundary_step_sketch(seed=seed), "10_boundary_step")
 # hba's `HopSkipJump` (`hba_lib/attacks/hsja.py`, optimizer name `"hsja"`) runs these steps
 # on hba's masks, from the same starting video as Opt-attack, every query counted; its
 # constants (HopSkipJump's own) are printed below. `"hsja@dct:4"` draws its probes in the
-# `dct:4` subspace: that is QEBA's method, on the masks.
+# `dct:4` subspace: that is QEBA's method, on the masks; `"hsja+edge:3"` draws them with the
+# edge prior.
 
 # %%
 hsja = HopSkipJumpConfig()
@@ -225,9 +284,10 @@ table.round(3)
 # two rows, `opt` against `temporal+spatial`: is the mask's lead in MAP also a lead in L2? The
 # next section says why it need not be.
 # Whether the low-frequency probes help depends on whether the model's sensitivity lies in
-# the subspace; the `hsja@dct:4` rows against the `hsja` rows say whether it did here. With the
-# defaults' few videos and queries the medians are noisy; the benchmark below runs the same
-# rows on 20 videos.
+# the subspace; the `hsja@dct:4` rows against the `hsja` rows say whether it did here. The
+# `hsja+edge:3` rows against the `hsja` rows ask the same of the edge prior: does this model
+# look at the edges? With the defaults' few videos and queries the medians are noisy; the
+# benchmark below runs the same rows on 20 videos.
 #
 # ## Why L2 as well as MAP
 #
@@ -274,8 +334,8 @@ pd.DataFrame(rows).set_index("row").round(3)
 # 10,000 queries, beside ART's HopSkipJump and Sign-OPT on the same oracle:
 #
 # ```
-# .venv/bin/python benchmarks/heuristic_attack.py --model c3d --optimizers hsja,hsja@dct:4 \
-#     --optimizer-configs opt,temporal+spatial
+# .venv/bin/python benchmarks/heuristic_attack.py --model c3d \
+#     --optimizers hsja,hsja@dct:4,hsja+edge:3 --optimizer-configs opt,temporal+spatial
 # ```
 #
 # The [README](../README.md) and [`docs/peers.md`](../docs/peers.md) give the measured verdict
@@ -287,6 +347,11 @@ pd.DataFrame(rows).set_index("row").round(3)
 #   MAP by construction and must earn its L2.
 # - A **low-frequency subspace** (`resize:S`, `dct:S`) draws probes in `k << N` dimensions of
 #   smooth changes; times the mask, they stay in the mask.
+# - A **probe prior** changes how much of each pixel a probe moves: `edge:P` draws it with
+#   `s^2 = e^P / mean(e^P) + F` from the clean video's **edge map** (no query). The estimate
+#   then points along `S^2 w` (`w` the normal), still across the boundary, and is less noisy
+#   where the model does not look; it helps where the model's sensitivity lies on the edges and
+#   slows the attack where it does not (`hsja+edge:3`).
 # - HopSkipJump moves a **boundary point**: a sign estimate of the normal with a baseline, a
 #   **geometric step size** `||x_b - x|| / sqrt(t)`, a bisection back to the boundary; with
 #   subspace probes it is **QEBA** (`hsja@dct:4`).
@@ -322,10 +387,10 @@ answer = None
 exercises.check("10.3", answer)
 
 # %% [markdown]
-# **10.4** Two attacks on the same video reach the same MAP. Attack A changes every value of
-# the video; attack B only 4 % of them. Which statement is right? (a) their L2 is the same,
-# since their MAP is; (b) B's L2 is at least 5 times A's smallest possible L2 at that MAP;
-# (c) B's L2 is smaller, since it changes fewer values. Answer with a letter.
+# **10.4** A video's edge map `e` is the same `c > 0` on 10 % of its pixels and 0 on the
+# other 90 %. With the prior `edge:3` (floor `F = 0.01`) and no mask, what share of a probe's
+# expected energy (the sum over the pixels of `s^2`) lies on those 10 %, in percent (to one
+# decimal)? The flat probes put 10 % there.
 
 # %%
 answer = None

@@ -109,6 +109,11 @@ def test_notebook_10_figures():
     assert len(fig.axes) == 2 * 3 and fig.axes[1].get_title() == "full"
     assert fig.axes[0].get_title() == "frame t=2"
     plt.close(fig)
+    edge = torch.rand(4, 8, 8)
+    fig = viz.edge_prior_panels(x, edge, u, 2, "edge prior")
+    assert [ax.get_title() for ax in fig.axes] == ["frame t=2", "edge map e", "full", "resize:4"]
+    assert np.allclose(fig.axes[1].get_images()[0].get_array(), edge[2].numpy())  # frame t=2
+    plt.close(fig)
     fig = viz.boundary_step_sketch(seed=0)
     title = fig.axes[0].get_title()  # "... ||x_b - x|| = a -> b (closest c)": the step got closer
     a, b = (float(s) for s in title.split("= ")[1].split(" (")[0].split(" -> "))

@@ -1,11 +1,11 @@
-"""Exercises of notebook 10 (beyond the paper: MAP against L2, low-frequency probes, HopSkipJump's
-boundary step)."""
+"""Exercises of notebook 10 (beyond the paper: MAP against L2, low-frequency probes, the edge
+prior, HopSkipJump's boundary step)."""
 
 from __future__ import annotations
 
 import math
 
-from hba_lib.exercises import Exercise, choice, number, register
+from hba_lib.exercises import Exercise, number, register
 
 _N = 3 * 16 * 32 * 32  # values of a 3 x 16 x 32 x 32 video
 _L2 = math.sqrt(_N) * 2.0 / (255 * math.sqrt(0.1))
@@ -87,26 +87,46 @@ register(
     )
 )
 
+# 10.4: an edge map that is c > 0 on a share 0.1 of the pixels and 0 elsewhere, prior edge:3,
+# floor 0.01. e^P / mean(e^P) = 1 / 0.1 = 10 on the edges (whatever c and P), 0 elsewhere.
+_EDGES, _FLOOR = 0.1, 0.01
+_S2_EDGE, _S2_FLAT = 1 / _EDGES + _FLOOR, _FLOOR  # s^2 on an edge pixel, on a flat one
+
+
+def _share(on: float, off: float) -> float:
+    """Percent of sum(s^2) on the edges, ``on`` / ``off`` the per-pixel weights."""
+    return 100 * _EDGES * on / (_EDGES * on + (1 - _EDGES) * off)
+
+
+_SHARE = _share(_S2_EDGE, _S2_FLAT)
+_WRONG = {
+    round(100 * _EDGES, 1): "that is the flat probes' share, 10 % of the energy on 10 % of the "
+    "pixels; the prior gives every edge pixel s^2 = 10 + 0.01 and the others only the floor.",
+    100.0: "that forgets the floor: the other 90 % of the pixels keep s^2 = F = 0.01 each, so "
+    "a little of the energy stays off the edges (every pixel stays reachable).",
+    round(_share(_S2_EDGE**0.5, _S2_FLAT**0.5), 1): "that adds up s, the standard deviation; a "
+    "probe's expected energy on a pixel is its variance s^2.",
+    round(_share(1 / _EDGES, _FLOOR**0.5), 1): "that gives the flat pixels s^2 = 0.1; the floor "
+    "F = 0.01 is added to s^2 itself (s = 0.1 there).",
+}
+
 register(
     Exercise(
         id="10.4",
-        question="Two attacks on the same video reach the same MAP. A changes every value; B "
-        "only 4 % of them. (a) their L2 is the same, since their MAP is; (b) B's L2 is at least "
-        "5 times sqrt(N) MAP / 255, the smallest L2 A can have at that MAP; (c) B's L2 is "
-        "smaller, since it changes fewer values.",
-        checker=choice(
-            "b",
-            {
-                "a": "MAP averages |x_adv - x| over every value; L2 squares them, so the same "
-                "MAP concentrated on fewer values has a larger L2.",
-                "c": "fewer values at the same MAP means each changes more: 25 times more on "
-                "average, and L2 grows as 1 / sqrt(rho).",
-            },
-            explain="L2 >= sqrt(N) MAP / (255 sqrt(rho)); with rho = 0.04, 1 / sqrt(rho) = 5. "
-            "A sparse mask wins MAP and must earn its L2.",
+        question="A video's edge map e is the same c > 0 on 10 % of its pixels and 0 on the other "
+        "90 %. With the prior edge:3 (floor F = 0.01) and no mask, what share of a probe's "
+        "expected energy (the sum over pixels of s^2) lies on those 10 %, in percent?",
+        checker=number(
+            _SHARE,
+            rel_tol=1e-3,
+            mistakes=_WRONG,
+            explain=f"e^3 / mean(e^3) = 1 / 0.1 = 10 on the edges (whatever c) and 0 elsewhere, "
+            f"so s^2 = 10.01 there and 0.01 elsewhere: 0.1 x 10.01 / (0.1 x 10.01 + 0.9 x 0.01) "
+            f"= {_SHARE:.1f} %, against 10 % for the flat probes.",
         ),
-        reference="b",
-        hint="Write MAP and L2 for a change of a on a share rho of N values.",
-        wrong=("a", "c"),
+        reference=round(_SHARE, 1),
+        hint="s^2 = e^P / mean(e^P) + F per pixel; the share is the edges' sum of s^2 over the "
+        "whole video's.",
+        wrong=tuple(_WRONG),
     )
 )
