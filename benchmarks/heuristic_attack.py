@@ -355,6 +355,10 @@ def report(args, results_by: dict, records: list[dict], budgets: list[int], seco
         rs = [r for r in records if r["attack"] == name]
         at = np.array([r["map_at"] for r in rs], dtype=float)
         l2 = np.array([r.get("l2_at", [math.nan] * len(budgets)) for r in rs], dtype=float)
+        # a returned video that the final check did not answer adversarial (a clip on the
+        # boundary can be answered differently alone than in a batch) is not fooled at the end
+        failed = np.array([r["attacked"] and not r["success"] for r in rs])
+        at[failed, -1] = l2[failed, -1] = math.inf
         med_map[name], med_l2[name] = np.median(at, axis=0), np.median(l2, axis=0)
         fr_at[name] = 100 * np.mean(np.isfinite(at[:, -1]))  # fooled within the last budget
         cells = [f"{v:.2f}" for v in med_map[name]] + [f"{v:.3f}" for v in med_l2[name]]
@@ -414,8 +418,8 @@ def report(args, results_by: dict, records: list[dict], budgets: list[int], seco
             continue
         cells = []
         for key in ("l2_at", "map_at"):
-            a = np.array([r[key][-1] for r, _ in pairs], dtype=float)
-            b = np.array([p[key][-1] for _, p in pairs], dtype=float)
+            a = np.array([r[key][-1] if r["success"] else math.inf for r, _ in pairs])
+            b = np.array([p[key][-1] if p["success"] else math.inf for _, p in pairs])
             with np.errstate(divide="ignore", invalid="ignore"):
                 ratio = np.where(b > 0, a / b, np.inf)
             cells += [f"{int((a < b).sum())} of {len(pairs)}", f"{np.median(ratio):.2f}"]
