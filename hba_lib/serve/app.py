@@ -26,17 +26,18 @@ import json
 import logging
 import time
 import traceback
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
-from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect
 
 from hba_lib.oracle.remote import KEY_HEADER
 from hba_lib.serve.audit import AuditLog
+from hba_lib.serve.http_layer import INVALID
 from hba_lib.serve.service import ClipRequest, EvaluationFailed, ModelService, Refusal, Reply
 
 
@@ -55,49 +56,74 @@ class Limits:
         return self.body_timeout + nbytes / self.min_body_rate
 
 
+WORKERS = 40
+"""Threads that answer requests (as Starlette's thread pool has): the model takes one at a time."""
+
+
 def _json(status: int, payload: dict[str, Any]) -> Response:
     return Response(json.dumps(payload), status, media_type="application/json")
 
 
-async def _read_body(request: Request, nbytes: int, limits: Limits) -> bytearray:
-    """The body, exactly ``nbytes`` long, read as it comes (the buffer grows with it); else
-    :class:`Refusal`: 400 (too long or short), 408 (a piece or the whole too slow)."""
+async def _read_body(receive: Any, nbytes: int, limits: Limits) -> bytearray:
+    """The body, exactly ``nbytes`` long, read from the ASGI ``receive`` as it comes (the buffer
+    grows with it); else :class:`Refusal`: 400 (too long or short), 408 (a piece or the whole
+    too slow), or :class:`ClientDisconnect`. One timer watches the whole body (not one a piece):
+    it fires when a piece is due, and cancels the read if none came in time."""
     loop = asyncio.get_running_loop()
-    t0 = loop.time()
+    task = asyncio.current_task()
+    assert task is not None
+    t0 = last = loop.time()
     deadline = t0 + limits.body_deadline(nbytes)
-    parts: list[bytes] = []  # the pieces as they came; joined once, at the end
-    got = 0
-    pieces = request.stream().__aiter__()
-    while True:
-        wait = min(limits.body_timeout, deadline - loop.time())
-        try:
-            if wait <= 0:
-                raise TimeoutError
-            async with asyncio.timeout(wait):  # a deadline, not a task a piece as wait_for makes
-                chunk = await pieces.__anext__()
-        except StopAsyncIteration:
-            break
-        except TimeoutError:
-            raise Refusal(
-                408, f"body too slow: {got} of {nbytes} bytes after "
-                f"{loop.time() - t0:.1f} s (this server waits {limits.body_timeout:g} s for each "
-                f"piece, {limits.body_deadline(nbytes):.1f} s for the whole body)"
-            ) from None  # fmt: skip
-        got += len(chunk)
-        if got > nbytes:
-            raise Refusal(400, f"body longer than the {nbytes} bytes its shape and dtype make")
-        parts.append(chunk)
-    if got < nbytes:
-        raise Refusal(400, f"truncated body: {got} of the {nbytes} bytes its shape and dtype make")
-    return bytearray().join(parts)
+    body = bytearray()
+    late = False
+
+    def watch() -> None:
+        nonlocal timer, late
+        due = min(last + limits.body_timeout, deadline)
+        if loop.time() >= due:
+            late = True
+            task.cancel()
+        else:
+            timer = loop.call_at(due, watch)
+
+    timer = loop.call_at(min(t0 + limits.body_timeout, deadline), watch)
+    try:
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                raise ClientDisconnect()
+            chunk = message.get("body", b"")
+            if len(body) + len(chunk) > nbytes:
+                raise Refusal(400, f"body longer than the {nbytes} bytes its shape and dtype make")
+            body += chunk
+            last = loop.time()
+            if not message.get("more_body", False):
+                break
+    except asyncio.CancelledError:
+        if not late:
+            raise
+        task.uncancel()
+        raise Refusal(
+            408, f"body too slow: {len(body)} of {nbytes} bytes after "
+            f"{loop.time() - t0:.1f} s (this server waits {limits.body_timeout:g} s for each "
+            f"piece, {limits.body_deadline(nbytes):.1f} s for the whole body)"
+        ) from None  # fmt: skip
+    finally:
+        timer.cancel()
+    if len(body) < nbytes:
+        raise Refusal(
+            400, f"truncated body: {len(body)} of the {nbytes} bytes its shape and dtype make"
+        )
+    return body
 
 
 class HttpLayerAudit(logging.Handler):
     """Writes what uvicorn's HTTP layer refuses before the app sees it (its warnings: a request
-    h11 cannot parse, answered 400; a connection over the concurrency limit, 503) to the audit
-    log as ``http_layer`` lines. Attach it to the ``uvicorn.error`` logger."""
+    h11 or httptools cannot parse, or whose head is too long, answered 400; a connection over
+    the concurrency limit, 503) to the audit log as ``http_layer`` lines. Attach it to the
+    ``uvicorn.error`` logger."""
 
-    STATUS = {"Invalid HTTP request received.": 400, "Exceeded concurrency limit.": 503}
+    STATUS = {INVALID: 400, "Exceeded concurrency limit.": 503}
 
     def __init__(self, audit: AuditLog) -> None:
         super().__init__(logging.WARNING)
@@ -105,7 +131,8 @@ class HttpLayerAudit(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         msg = record.getMessage()
-        self.audit.write("http_layer", status=self.STATUS.get(msg), detail=msg)
+        status = next((code for what, code in self.STATUS.items() if msg.startswith(what)), None)
+        self.audit.write("http_layer", status=status, detail=msg)
 
 
 def create_app(service: ModelService, limits: Limits | None = None) -> FastAPI:
@@ -113,11 +140,15 @@ def create_app(service: ModelService, limits: Limits | None = None) -> FastAPI:
     ``python -m hba_lib.serve``)."""
     limits = limits or Limits()
     inflight = 0  # bytes of the bodies being read or evaluated; only the event loop moves it
+    # the requests' worker threads (a request may wait there for the model, or for its own
+    # retry's answer: enough of them that a refusal never waits for a free one)
+    workers = ThreadPoolExecutor(WORKERS, thread_name_prefix="hba-classify")
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
         yield
         service.audit.write("stop", used=service.used())
+        workers.shutdown(wait=False)
 
     app = FastAPI(
         title="hba model server", docs_url=None, redoc_url=None, openapi_url=None,
@@ -169,8 +200,10 @@ def create_app(service: ModelService, limits: Limits | None = None) -> FastAPI:
                 )  # fmt: skip
             held = req.nbytes
             inflight += held
-            body = await _read_body(request, req.nbytes, limits)
-            reply = await run_in_threadpool(service.classify, key_id, req, body)
+            body = await _read_body(request.receive, req.nbytes, limits)
+            reply = await asyncio.get_running_loop().run_in_executor(
+                workers, service.classify, key_id, req, body
+            )
         except Refusal as exc:
             reply = Reply(exc.status, {"detail": exc.message})
         except ClientDisconnect:
