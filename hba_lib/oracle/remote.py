@@ -29,7 +29,8 @@ bytes, C order, ``dtype`` and shape ``B,C,T,H,W`` in headers. ``float32`` (the d
 exactly the tensor the attack built, so an attack over HTTP gives the in-process result bit for
 bit; ``float16`` and ``uint8`` send half or a quarter of the bytes but quantise every query (the
 model sees a rounded video, so the attack's path changes and its "bit for bit the tensor the
-oracle evaluated" holds for the rounded tensor only). Standard library only (``http.client``).
+oracle evaluated" holds for the rounded tensor only). Standard library only: HTTP/1.1 on one
+keep-alive socket (``TCP_NODELAY``; :class:`_Connection`), with ``http.client``'s errors.
 """
 
 from __future__ import annotations
