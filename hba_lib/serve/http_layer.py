@@ -18,6 +18,28 @@ INVALID = "Invalid HTTP request received."
 LAYERS = ("auto", "httptools", "h11")
 
 
+class _Pieces:
+    """What uvicorn's httptools protocol gathers a body's pieces in, between two reads of the
+    app (it uses ``+=``, ``len`` and ``bytes``): the pieces themselves, not a copy of them."""
+
+    __slots__ = ("parts", "size")
+
+    def __init__(self) -> None:
+        self.parts: list[bytes] = []
+        self.size = 0
+
+    def __iadd__(self, piece: bytes) -> _Pieces:
+        self.parts.append(piece)
+        self.size += len(piece)
+        return self
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __bytes__(self) -> bytes:
+        return self.parts[0] if len(self.parts) == 1 else b"".join(self.parts)
+
+
 def have_httptools() -> bool:
     return importlib.util.find_spec("httptools") is not None
 
@@ -63,6 +85,14 @@ def protocol(layer: str) -> Any:
                     return
             if data:
                 super().data_received(data)
+
+        def on_body(self, body: bytes) -> None:
+            # uvicorn gathers a body's pieces in a bytearray (a copy) and hands them over as
+            # bytes (another); _Pieces keeps them as they came, and joins them only when more
+            # than one waits for the app
+            if type(self.cycle.body) is bytearray and not self.cycle.body:
+                self.cycle.body = _Pieces()
+            super().on_body(body)
 
         def on_headers_complete(self) -> None:
             self._in_head = False
