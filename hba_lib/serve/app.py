@@ -13,8 +13,9 @@ Two routes, both behind the API key (header ``X-API-Key``):
 Every request, answered or refused, is one line of the audit log, and a refusal's line says
 why; a request the model evaluates is also a ``reserved`` line before it is
 (:mod:`hba_lib.serve.audit`). The headers are checked before the body is read; the body is
-kept as it arrives, piece by piece, and joined once whole (a header promises nothing the server
-pays for), within :class:`Limits`. The model runs in a worker thread and the handlers take no
+read into a buffer that grows as it arrives (a header promises nothing the server pays for),
+within :class:`Limits`. ``POST /classify`` is answered by :class:`ServeApp` straight from the
+ASGI scope; the rest by FastAPI. The model runs in a worker thread and the handlers take no
 lock the model holds, so ``/status`` and refusals answer while a batch is evaluated.
 """
 
