@@ -126,6 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=1, help="torch threads, here and the server")
     p.add_argument("--videos", type=int, default=4)
     p.add_argument("--budget", type=int, default=300)
+    p.add_argument("--http", default="auto", help="the server's --http (auto, httptools, h11)")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     key = secrets.token_urlsafe(24)
@@ -153,8 +154,8 @@ def main(argv: list[str] | None = None) -> int:
                     args.batches,
                 )
             audit = Path(tmp) / f"audit-{name}.jsonl"
-            server = ServerProcess(name, *extra, key=key, threads=args.threads, audit_log=audit,
-                                   echo=True)  # fmt: skip
+            server = ServerProcess(name, *extra, "--http", args.http, key=key,
+                                   threads=args.threads, audit_log=audit, echo=True)  # fmt: skip
             try:
                 remote = RemoteOracle(server.url, key, dtype="float32")
                 rows = compare(Oracle(model), remote, shape, batches, args.seconds, args.repeats)

@@ -522,10 +522,38 @@ def slow(tmp_path_factory, keys):
     srv.stop()
 
 
-def test_what_the_http_layer_refuses_is_logged_too(server):
-    """Requests h11 cannot parse never reach the app; uvicorn answers 400, and the audit log
-    says so (an ``http_layer`` line), a cut chunked body included."""
-    host, port = server.url.removeprefix("http://").rsplit(":", 1)
+@pytest.fixture(scope="module")
+def h11_server(tmp_path_factory):
+    """The C3D served on h11 (``--http h11``), where ``server`` runs on httptools when it is
+    installed."""
+    srv = Server(tmp_path_factory.mktemp("serve-h11") / "audit.jsonl", "--http", "h11")
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture(params=["httptools", "h11"])
+def layer(request):
+    """``(name, server)`` for each HTTP layer (httptools skipped where it is not installed)."""
+    if request.param == "h11":
+        return "h11", request.getfixturevalue("h11_server")
+    pytest.importorskip("httptools", reason="the httptools layer needs httptools")
+    return "httptools", request.getfixturevalue("server")
+
+
+def raw_answers(url: str, raw: bytes, shut: bool = False) -> bytes:
+    """The first bytes of the answer to ``raw`` sent on its own connection."""
+    host, port = url.removeprefix("http://").rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=10) as s:
+        s.sendall(raw)
+        if shut:
+            s.shutdown(socket.SHUT_WR)
+        return s.recv(4096)
+
+
+def test_what_the_http_layer_refuses_is_logged_too(layer):
+    """Requests the HTTP layer cannot parse never reach the app; uvicorn answers 400, and the
+    audit log says so (an ``http_layer`` line), a cut chunked body included."""
+    _, server = layer
     before = len(server.audit_lines())
     chunked = (f"POST /classify HTTP/1.1\r\nHost: x\r\nX-API-Key: {KEY}\r\n"
                "Content-Type: application/octet-stream\r\nX-Clip-Dtype: float32\r\n"
@@ -533,15 +561,51 @@ def test_what_the_http_layer_refuses_is_logged_too(server):
                "\r\n10\r\n0123456789abcdef\r\nzz\r\n")  # fmt: skip
     for raw in (b"GARBAGE\r\n\r\n", b"GET /status HTTP/1.1\r\nContent-Length: -1\r\n\r\n",
                 chunked.encode()):  # fmt: skip
-        with socket.create_connection((host, int(port)), timeout=10) as s:
-            s.sendall(raw)
-            assert s.recv(4096).startswith(b"HTTP/1.1 400"), raw
+        assert raw_answers(server.url, raw).startswith(b"HTTP/1.1 400"), raw
     time.sleep(0.2)
     new = server.audit_lines()[before:]
-    layer = [ln for ln in new if ln["event"] == "http_layer"]
-    assert len(layer) == 3 and all(ln["status"] == 400 and ln["detail"] for ln in layer), new
+    layer_lines = [ln for ln in new if ln["event"] == "http_layer"]
+    assert len(layer_lines) == 3, new
+    assert all(ln["status"] == 400 and ln["detail"] for ln in layer_lines), new
     cut = [ln for ln in new if ln["event"] == "classify"]
     assert len(cut) == 1 and cut[0]["counted"] == 0 and "http_layer" in cut[0]["detail"], cut
+
+
+def test_both_http_layers_cap_the_head_and_differ_where_docs_say(layer):
+    """A head still incomplete after 16 KiB is refused by both layers; a whole head over 16 KiB
+    by httptools only (h11 limits what it buffers, not a head that came whole); a head and a
+    body in one send pass whatever their size. Then the differences docs/serve.md lists."""
+    name, server = layer
+    before = len(server.audit_lines())
+    pad = b"X-Pad: " + b"a" * 17_000 + b"\r\n"
+    status = b"GET /status HTTP/1.1\r\nHost: x\r\nX-API-Key: " + KEY.encode() + b"\r\n"
+    assert raw_answers(server.url, status + pad).startswith(b"HTTP/1.1 400")  # never ends
+    whole = raw_answers(server.url, status + pad + b"\r\n")
+    assert whole.startswith(b"HTTP/1.1 400" if name == "httptools" else b"HTTP/1.1 200"), whole
+    assert raw_answers(server.url, status + b"X-Pad: " + b"a" * 15_000 + b"\r\n\r\n").startswith(
+        b"HTTP/1.1 200"
+    )
+    one = bytes(encode_clips(torch.rand(1, *CLIP)))  # 196 KiB right behind its head
+    lines = "".join(f"{k}: {v}\r\n" for k, v in full_headers((1, *CLIP)).items())
+    head = f"POST /classify HTTP/1.1\r\nHost: x\r\n{lines}\r\n".encode()
+    assert raw_answers(server.url, head + one).startswith(b"HTTP/1.1 200")
+    get = b"GET /status HTTP/1.1\r\n"
+    differ = {  # the rest of a request after its request line: (h11's status, httptools's)
+        b"\r\n": (400, 401),  # no Host: h11 refuses
+        b"Host: x\r\nContent-Length: 0\r\nContent-Length: 0\r\n\r\n": (401, 400),  # twice
+        b"Host: x\r\nX-A: a\r\n b\r\n\r\n": (401, 400),  # a header folded on two lines
+    }
+    differ = {get + rest: codes for rest, codes in differ.items()}
+    differ[b"GET /status HTTP/1.1\nHost: x\n\n"] = (401, 400)  # bare LF line ends
+    for raw, codes in differ.items():
+        want = codes[name == "httptools"]
+        assert raw_answers(server.url, raw).startswith(b"HTTP/1.1 %d" % want), (name, raw)
+    time.sleep(0.2)
+    refused = [ln for ln in server.audit_lines()[before:] if ln["event"] == "http_layer"]
+    assert len(refused) == (5 if name == "httptools" else 2), refused
+    assert all(ln["status"] == 400 for ln in refused)
+    if name == "httptools":
+        assert sum("request head over 16384 bytes" in ln["detail"] for ln in refused) == 2
 
 
 def test_same_id_with_another_body_is_409_never_a_replay(server):

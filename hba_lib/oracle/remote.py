@@ -29,7 +29,8 @@ bytes, C order, ``dtype`` and shape ``B,C,T,H,W`` in headers. ``float32`` (the d
 exactly the tensor the attack built, so an attack over HTTP gives the in-process result bit for
 bit; ``float16`` and ``uint8`` send half or a quarter of the bytes but quantise every query (the
 model sees a rounded video, so the attack's path changes and its "bit for bit the tensor the
-oracle evaluated" holds for the rounded tensor only). Standard library only (``http.client``).
+oracle evaluated" holds for the rounded tensor only). Standard library only: HTTP/1.1 on one
+keep-alive socket (``TCP_NODELAY``; :class:`_Connection`), with ``http.client``'s errors.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ import http.client
 import json
 import math
 import os
+import select
 import socket
 import ssl
 import threading
@@ -102,6 +104,126 @@ def encode_clips(videos: torch.Tensor, dtype: str = "float32") -> memoryview:
     return memoryview(arr).cast("B")
 
 
+class _Connection:
+    """One keep-alive HTTP/1.1 connection on a socket (TLS when ``tls`` is given), as lean as
+    the model server's exchanges allow: a request with a ``Content-Length`` body goes out as its
+    head and its body, unbuffered; an answer is read to its ``Content-Length`` (or through its
+    chunks, or to the connection's end). Errors are ``http.client``'s (``RemoteDisconnected``,
+    ``IncompleteRead``, ``BadStatusLine``) or ``OSError`` s; every socket operation waits at most
+    the socket's timeout."""
+
+    MAX_HEAD = 65536
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self._buf = bytearray()
+
+    @classmethod
+    def open(cls, host: str, port: int, timeout: float, tls: ssl.SSLContext | None) -> _Connection:
+        sock = socket.create_connection((host, port), timeout=timeout)
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # no wait for an ACK
+            if tls is not None:
+                sock = tls.wrap_socket(sock, server_hostname=host)  # handshake within timeout
+        except BaseException:
+            sock.close()
+            raise
+        return cls(sock)
+
+    def stale(self) -> bool:
+        """Whether this idle connection is no use any more: the server closed it (its keep-alive
+        ran out) or sent what nobody asked for. A TLS record that holds no data (a session
+        ticket) leaves it in use."""
+        if self._buf:
+            return True
+        try:
+            if not select.select([self.sock], [], [], 0)[0]:
+                return False
+            self.sock.setblocking(False)  # the caller sets the timeout again
+            self.sock.recv(1)
+        except (ssl.SSLWantReadError, BlockingIOError):
+            return False
+        except (OSError, ValueError):
+            pass
+        return True
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def exchange(self, head: bytes, body: Any) -> tuple[int, bytes, bool]:
+        """Send ``head`` and ``body``; ``(status, answer body, keep the connection open)``."""
+        if body is not None and len(body) <= 65536:
+            self.sock.sendall(head + bytes(body))
+        else:
+            self.sock.sendall(head)
+            if body is not None:
+                self.sock.sendall(body)
+        end = self._fill_until(b"\r\n\r\n")
+        lines = bytes(self._buf[:end]).decode("iso-8859-1").split("\r\n")
+        del self._buf[: end + 4]
+        version, _, rest = lines[0].partition(" ")
+        code = rest[:3]
+        if not version.startswith("HTTP/") or not code.isdigit():
+            raise http.client.BadStatusLine(lines[0])
+        fields: dict[str, str] = {}
+        for line in lines[1:]:
+            name, _, value = line.partition(":")
+            fields[name.strip().lower()] = value.strip()
+        keep = version == "HTTP/1.1" and fields.get("connection", "").lower() != "close"
+        if "chunked" in fields.get("transfer-encoding", "").lower():
+            data = self._chunked()
+        elif "content-length" in fields:
+            data = self._exactly(int(fields["content-length"]))
+        else:
+            data, keep = self._to_end(), False
+        return int(code), data, keep
+
+    def _recv(self) -> bool:
+        more = self.sock.recv(262144)
+        self._buf += more
+        return bool(more)
+
+    def _fill_until(self, mark: bytes) -> int:
+        start = 0
+        while (end := self._buf.find(mark, start)) < 0:
+            if len(self._buf) > self.MAX_HEAD:
+                raise http.client.LineTooLong("answer head")
+            start = max(0, len(self._buf) - len(mark) + 1)
+            if not self._recv():
+                if self._buf:
+                    raise http.client.IncompleteRead(bytes(self._buf))
+                raise http.client.RemoteDisconnected("the server closed the connection unanswered")
+        return end
+
+    def _exactly(self, n: int) -> bytes:
+        while len(self._buf) < n:
+            if not self._recv():
+                raise http.client.IncompleteRead(bytes(self._buf), n - len(self._buf))
+        data = bytes(self._buf[:n])
+        del self._buf[:n]
+        return data
+
+    def _chunked(self) -> bytes:
+        out = bytearray()
+        while True:
+            end = self._fill_until(b"\r\n")
+            size = int(bytes(self._buf[:end]).split(b";")[0], 16)
+            del self._buf[: end + 2]
+            if size == 0:
+                while (end := self._fill_until(b"\r\n")) > 0:  # trailers, up to an empty line
+                    del self._buf[: end + 2]
+                del self._buf[:2]
+                return bytes(out)
+            out += self._exactly(size + 2)[:size]
+
+    def _to_end(self) -> bytes:
+        while self._recv():
+            pass
+        data = bytes(self._buf)
+        self._buf.clear()
+        return data
+
+
 class _Client:
     """One keep-alive HTTP(S) connection to the server, with bounded waits and retries."""
 
@@ -124,14 +246,20 @@ class _Client:
             raise ValueError(f"cafile= is for an https:// server, got {url!r}")
         if min(connect_timeout, timeout) <= 0 or per_clip_timeout < 0 or retries < 0:
             raise ValueError("timeouts must be > 0 (per_clip_timeout >= 0), retries >= 0")
+        if not key.isascii() or not key.isprintable() or key != key.strip():
+            raise ValueError("an API key is printable ASCII, without spaces at either end")
         self.url = url.rstrip("/")
         self._tls = ssl.create_default_context(cafile=cafile) if parts.scheme == "https" else None
-        self._host, self._port = parts.hostname, parts.port
+        self._host = parts.hostname
+        self._port = parts.port or (443 if self._tls is not None else 80)
         self._prefix = parts.path.rstrip("/")
-        self._key = key
+        netloc = f"[{self._host}]" if ":" in self._host else self._host
+        if parts.port is not None:
+            netloc += f":{parts.port}"
+        self._fixed = f"Host: {netloc}\r\n{KEY_HEADER}: {key}\r\n"
         self.connect_timeout, self.timeout = connect_timeout, timeout
         self.per_clip_timeout, self.retries, self.backoff = per_clip_timeout, retries, backoff
-        self._conn: http.client.HTTPConnection | None = None
+        self._conn: _Connection | None = None
         self._lock = threading.Lock()
 
     def wait(self, clips: int) -> float:
@@ -145,19 +273,13 @@ class _Client:
         pauses = sum(self.backoff * 2**i for i in range(self.retries))
         return attempts * (2 * self.connect_timeout + 2 * self.wait(clips)) + pauses
 
-    def _connection(self, clips: int) -> http.client.HTTPConnection:
+    def _connection(self, clips: int) -> _Connection:
+        if self._conn is not None and self._conn.stale():
+            self._drop()  # closed by the server while idle (its keep-alive ran out)
         if self._conn is None:
-            if self._tls is not None:
-                self._conn = http.client.HTTPSConnection(
-                    self._host, self._port, timeout=self.connect_timeout, context=self._tls
-                )
-            else:
-                self._conn = http.client.HTTPConnection(
-                    self._host, self._port, timeout=self.connect_timeout
-                )
-        if self._conn.sock is None:
-            self._conn.connect()  # within connect_timeout (and the TLS handshake with it)
-        self._conn.sock.settimeout(self.wait(clips))  # type: ignore[union-attr]
+            # within connect_timeout (and the TLS handshake with it)
+            self._conn = _Connection.open(self._host, self._port, self.connect_timeout, self._tls)
+        self._conn.sock.settimeout(self.wait(clips))
         return self._conn
 
     def close(self) -> None:
@@ -180,7 +302,11 @@ class _Client:
         """``(status, JSON answer)``; a dropped connection, a timeout or a 503 is retried (same
         headers, so the same request id) up to ``retries`` times, then :class:`ServerUnavailable`
         (within :meth:`max_wait` of ``clips``)."""
-        headers = {KEY_HEADER: self._key, **(headers or {})}
+        lines = [f"{method} {self._prefix}{path} HTTP/1.1\r\n", self._fixed]
+        lines += [f"{name}: {value}\r\n" for name, value in (headers or {}).items()]
+        if body is not None:
+            lines.append(f"Content-Length: {len(body)}\r\n")
+        head = "".join(lines).encode("latin-1") + b"\r\n"
         last: BaseException | str = ""
         timeouts = 0
         with self._lock:
@@ -189,9 +315,9 @@ class _Client:
                     time.sleep(self.backoff * 2 ** (attempt - 1))
                 try:
                     conn = self._connection(clips)
-                    conn.request(method, self._prefix + path, body=body, headers=headers)
-                    resp = conn.getresponse()
-                    data = resp.read()
+                    status, data, keep = conn.exchange(head, body)
+                    if not keep:
+                        self._drop()
                 except ssl.SSLCertVerificationError as exc:  # no retry mends a certificate
                     self._drop()
                     raise ServerError(
@@ -203,14 +329,14 @@ class _Client:
                     last = exc
                     timeouts += isinstance(exc, (socket.timeout, TimeoutError))
                     continue
-                if resp.status == 503:  # busy or shutting down: try again
+                if status == 503:  # busy or shutting down: try again
                     last = f"HTTP 503: {data[:200]!r}"
                     continue
                 try:
                     answer = json.loads(data) if data else {}
                 except ValueError:
                     answer = {"detail": data[:200].decode("utf-8", "replace")}
-                return resp.status, answer if isinstance(answer, dict) else {"detail": answer}
+                return status, answer if isinstance(answer, dict) else {"detail": answer}
         why = f"{type(last).__name__}: {last}" if isinstance(last, BaseException) else last
         frozen = (f"; {timeouts} attempt(s) timed out after {self.wait(clips):g} s: the server is "
                   "frozen or overloaded") if timeouts else ""  # fmt: skip
