@@ -178,3 +178,53 @@ def test_bad_constants_are_clear_errors() -> None:
         HopSkipJump(q=200, max_q=100)
     with pytest.raises(ValueError, match="gamma"):
         HopSkipJump(gamma=0)
+
+
+class AloneNeedsMargin(nn.Module):
+    """Linear2's boundary in a batch, but a clip asked alone needs a margin ``tau`` more: float
+    rounding that depends on the batch (one C3D test video met it), exaggerated."""
+
+    def __init__(self, inner: Linear2, tau: float) -> None:
+        super().__init__()
+        self.inner, self.tau, self.clips = inner, tau, 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.clips += x.shape[0]
+        s = (x.double().flatten(1) * self.inner.w.double().flatten()).sum(1) - self.inner.b
+        if x.shape[0] == 1:
+            s = s - self.tau
+        return torch.stack([-s, s], dim=1).float() * 50
+
+
+def test_a_closest_video_answered_otherwise_alone_falls_back_to_one_that_is_not() -> None:
+    model, x, cands = linear_setup()
+    flaky = AloneNeedsMargin(model, 1e-3)
+    oracle = Oracle(flaky)
+    res = HopSkipJump(max_iter=8).run(oracle, x, 0, candidates=cands)
+    # the closest video was answered adversarial in a batch of probes and clean alone ...
+    assert res.info["closest_answered_otherwise"] == 0
+    # ... so a video it had replaced was checked, answered adversarial alone, and returned
+    assert res.success and res.info["returned_runner_up"] and res.label == 1
+    assert res.queries == oracle.used == flaky.clips and res.queries_by_phase["check"] >= 3
+    with torch.no_grad():
+        assert int(flaky(res.x_adv.unsqueeze(0)).argmax(1)[0]) == 1
+    # the neighbouring input: no such model, no fallback (the closest passes its check)
+    plain = HopSkipJump(max_iter=8).run(Oracle(model), x, 0, candidates=cands)
+    assert plain.success and "closest_answered_otherwise" not in plain.info
+
+
+def test_closest_keeps_the_videos_it_replaced_closest_first_and_inside_the_mask() -> None:
+    from hba_lib.oracle.closest import Closest
+
+    x = torch.zeros(SHAPE)
+    c = Closest(x, keep=2)
+    videos = [torch.zeros(SHAPE) for _ in range(4)]
+    for i, v in enumerate(videos):
+        v[0, i % 2, 0, 0] = 4.0 - i  # farther first, each offer a new closest
+        assert c.offer(v.unsqueeze(0))
+    assert float(c.video[0, 1, 0, 0]) == 1.0
+    assert [d for d, _ in c.runners_up] == [2.0, 3.0]  # the last two replaced, closest first
+    mask = torch.zeros(1, *SHAPE[1:])
+    mask[:, 1] = 1  # frame 1 only: the video at distance 3 (frame 1) stays, 2 (frame 0) goes
+    c.restrict(mask)
+    assert [d for d, _ in c.runners_up] == [3.0] and float(c.distance) == 1.0

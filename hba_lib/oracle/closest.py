@@ -26,17 +26,24 @@ class Closest:
 
     ``mask`` (0/1, broadcastable to ``x``; ``None``: everywhere): a video that changes a pixel
     of ``x`` where the mask is 0 is not kept. :meth:`restrict` narrows it and forgets a kept
-    video that leaves the new mask."""
+    video that leaves the new mask.
 
-    def __init__(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> None:
+    ``runners_up`` keeps the last ``keep`` videos the kept one replaced, closest first: a
+    fallback for an attack whose final check on ``video`` is answered otherwise (a clip within
+    float rounding of the boundary can be answered differently alone than in a batch)."""
+
+    def __init__(self, x: torch.Tensor, mask: torch.Tensor | None = None, keep: int = 3) -> None:
         self.x = x
         self.video: torch.Tensor | None = None
         self.distance = math.inf
+        self.keep = keep
+        self.runners_up: list[tuple[float, torch.Tensor]] = []
         self.restrict(mask)
 
     def restrict(self, mask: torch.Tensor | None) -> None:
-        """Keep only videos inside ``mask`` from now on (and forget the kept one if outside)."""
+        """Keep only videos inside ``mask`` from now on (and forget kept ones outside)."""
         self._outside = None if mask is None else mask.expand_as(self.x) == 0
+        self.runners_up = [(d, v) for d, v in self.runners_up if self.inside(v)]
         if self.video is not None and not self.inside(self.video):
             self.video, self.distance = None, math.inf
 
@@ -57,6 +64,8 @@ class Closest:
         k = int(torch.argmin(d))
         if not float(d[k]) < self.distance:
             return False
+        if self.video is not None and self.keep > 0:
+            self.runners_up = [(self.distance, self.video), *self.runners_up][: self.keep]
         self.distance, self.video = float(d[k]), videos[k].clone()
         return True
 
