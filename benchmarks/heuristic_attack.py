@@ -18,7 +18,9 @@ candidate starts; see ``docs/models.md``). The rows:
   in hba (``hba_lib.attacks.hsja``), ``hsja@dct:4`` the same with probes in a low DCT band
   (QEBA's method), ``sign-opt@resize:4`` Sign-OPT's probes on a 4 x coarser grid, and a probe
   prior after a ``+`` (``hsja+edge:3``: probes weighted towards the clean video's edges,
-  ``hba_lib.oracle.priors``);
+  ``hba_lib.oracle.priors``) and, for ``hsja``, a narrowed support after another ``+``
+  (``hsja+edge:3+top:0.3:0.5``: after half the budget, only the 30 % largest values of the
+  perturbation stay free, ``hba_lib.attacks.hsja``);
 - ART Sign-OPT (ART's own random start: its untargeted attack takes no starting point),
   ART HopSkipJump from Opt-attack's start, and ART HopSkipJump restricted to the mask that
   ``temporal+spatial / sign-opt`` found for the same video (ART's ``mask``): what the masks

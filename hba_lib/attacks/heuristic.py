@@ -29,7 +29,7 @@ from dataclasses import asdict, dataclass
 import torch
 
 from hba_lib.attacks.base import AttackConfig, AttackState, BoundaryAttack, QueryAttack
-from hba_lib.attacks.hsja import HopSkipJump, SemicircleBoundary
+from hba_lib.attacks.hsja import HopSkipJump, SemicircleBoundary, parse_support
 from hba_lib.attacks.opt_attack import OPT_PRESETS, OptAttack, OptAttackConfig
 from hba_lib.attacks.sign_opt import SignOPT
 from hba_lib.heuristics.key_frames import (
@@ -50,7 +50,8 @@ from hba_lib.oracle.subspace import parse_subspace
 OPTIMIZERS = ("opt", "opt-authors", "opt-relative", "sign-opt", "hsja", "cgba")
 """Optimizer names for :func:`make_optimizer`; any of them may carry a probe subspace after an
 ``@`` (``"hsja@resize:4"``, ``"sign-opt@dct:4"``: :mod:`hba_lib.oracle.subspace`) and a probe
-prior after a ``+`` (``"hsja+edge:2"``: :mod:`hba_lib.oracle.priors`)."""
+prior after a ``+`` (``"hsja+edge:2"``: :mod:`hba_lib.oracle.priors`); ``hsja`` and ``cgba`` also
+a narrowed support after a ``+`` (``"hsja+edge:3+top:0.05"``: :mod:`hba_lib.attacks.hsja`)."""
 
 PRESETS: dict[str, dict[bool, dict[str, float | None]]] = {
     "opt": {False: {"omega": None, "phi": 1.0}, True: {"omega": None, "phi": 1.0}},
@@ -65,9 +66,21 @@ def make_optimizer(name: str = "opt", **overrides) -> BoundaryAttack:
     """An optimizer by name (:data:`OPTIMIZERS`), with constant overrides; ``name@subspace``
     draws its probes in that subspace (``"hsja@resize:4"`` is QEBA's method) and ``name+prior``
     weights them by a prior from the clean video (``"hsja+edge:2"``:
-    :mod:`hba_lib.oracle.priors`); both: ``"hsja@dct:4+edge:2"``."""
-    head, _, prior = name.partition("+")
+    :mod:`hba_lib.oracle.priors`); both: ``"hsja@dct:4+edge:2"``. ``+top:K[:F]`` (``hsja``,
+    ``cgba``) narrows the support once a share of the budget is spent
+    (:class:`~hba_lib.attacks.hsja.HopSkipJump`)."""
+    head, *terms = name.split("+")
     base, _, subspace = head.partition("@")
+    prior = support = ""
+    for term in terms:
+        if term.startswith("top:"):
+            if support:
+                raise ValueError(f"optimizer {name!r} names two supports")
+            support = term
+        elif prior:
+            raise ValueError(f"optimizer {name!r} names two priors")
+        else:
+            prior = term
     if subspace:
         if "subspace" in overrides:
             raise ValueError(f"optimizer {name!r} names a subspace; do not pass subspace= too")
@@ -78,6 +91,13 @@ def make_optimizer(name: str = "opt", **overrides) -> BoundaryAttack:
             raise ValueError(f"optimizer {name!r} names a prior; do not pass prior= too")
         parse_prior(prior)
         overrides["prior"] = prior
+    if support:
+        if base not in ("hsja", "cgba"):
+            raise ValueError(f"optimizer {name!r}: only hsja and cgba narrow their support")
+        if "support" in overrides:
+            raise ValueError(f"optimizer {name!r} names a support; do not pass support= too")
+        parse_support(support)
+        overrides["support"] = support
     if base == "sign-opt":
         optimizer: BoundaryAttack = SignOPT(**overrides)
     elif base == "hsja":
@@ -92,6 +112,8 @@ def make_optimizer(name: str = "opt", **overrides) -> BoundaryAttack:
         optimizer = OptAttack(OptAttackConfig(**OPT_PRESETS[presets[base]]), **overrides)
     space, weights = optimizer.config.probe_space(), parse_prior(optimizer.config.prior)
     tags = ([] if space.is_full else [space.spec]) + ([] if weights is None else [weights.spec])
+    narrowed = parse_support(getattr(optimizer.config, "support", None))
+    tags += [] if narrowed is None else [narrowed.spec]
     if tags:
         optimizer.name = f"{optimizer.name} [{', '.join(tags)}]"
     return optimizer

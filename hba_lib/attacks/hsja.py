@@ -25,6 +25,18 @@ HopSkipJump's own constants (``gamma`` = 1): the bisection stops at a relative w
 mask divided by the subspace's reduction. ``min_width`` floors the bisection's relative width:
 below float32's resolution more halvings query the same video again.
 
+**Narrowing the support** (``support="top:K"`` / ``"top:K:F"``, off by default; beyond
+HopSkipJump and QEBA, issue 22): once the attack has spent a share ``F`` (0.3 unless given) of
+its query budget, it keeps only the ``K`` largest-magnitude values of its perturbation (the
+closest adversarial video so far, minus ``x``) among the mask's free values, narrows its mask
+to them, asks once whether the sparsified direction is adversarial at twice the perturbation's
+norm (no: the mask stays as it was), bisects back to the boundary and goes on in the narrowed
+mask (``t``, and with it the step size and the probe count, carries on: restarting at ``t = 1``
+cost 10 % in L2 on training videos). The normal of these models' boundaries is sparse
+(``docs/algorithm.md``); the perturbation found so far says where, and probes in the narrowed
+mask estimate it in a space ``1 / K`` as large. The returned video then changes only the
+narrowed mask: MAP falls with ``K``, and L2 with the better estimates.
+
 Everything else is shared with the other optimizers (``hba_lib.attacks.base``): the
 initialisation from candidate videos (the same start as Opt-attack's), masks, ``init=`` and
 ``initialiser=`` (Algorithm 2 plugs in there), exact counting under ``query_budget``, lockstep
@@ -36,13 +48,53 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
+from typing import NamedTuple
 
 import torch
 
 from hba_lib.attacks.base import AttackConfig, AttackState, BoundaryAttack
 from hba_lib.oracle import BudgetExhausted
 from hba_lib.oracle.goals import Goal
-from hba_lib.oracle.queries import bisect, normalize
+from hba_lib.oracle.queries import bisect, normalize, points
+
+
+class Support(NamedTuple):
+    """Narrow the support to the ``keep`` share of the mask's free values with the largest
+    perturbation, once a share ``at`` of the query budget is spent (module docstring)."""
+
+    keep: float
+    at: float
+
+    @property
+    def spec(self) -> str:
+        tail = "" if self.at == DEFAULT_AT else f":{self.at:g}"
+        return f"top:{self.keep:g}{tail}"
+
+
+DEFAULT_AT = 0.3
+
+
+def parse_support(spec: str | Support | None) -> Support | None:
+    """A :class:`Support` from its name (``"top:K"``, ``"top:K:F"``, ``0 < K < 1``,
+    ``0 <= F < 1``), or ``None`` for ``None`` / ``""`` / ``"none"``; a clear error otherwise."""
+    if spec is None or isinstance(spec, Support):
+        return spec
+    if not isinstance(spec, str):
+        raise TypeError(f"support must be a string like 'top:0.05', got {spec!r}")
+    if spec in ("", "none"):
+        return None
+    parts = spec.split(":")
+    if parts[0] != "top" or len(parts) not in (2, 3):
+        raise ValueError(f"support {spec!r}: expected 'top:K' or 'top:K:F' (K the share of "
+                         "values kept, F the share of the budget spent first)")  # fmt: skip
+    try:
+        keep = float(parts[1])
+        at = float(parts[2]) if len(parts) == 3 else DEFAULT_AT
+    except ValueError:
+        raise ValueError(f"support {spec!r}: K and F must be numbers") from None
+    if not (0.0 < keep < 1.0 and 0.0 <= at < 1.0):
+        raise ValueError(f"support {spec!r}: need 0 < K < 1 and 0 <= F < 1")
+    return Support(keep, at)
 
 
 @dataclass
@@ -52,7 +104,9 @@ class HopSkipJumpConfig(AttackConfig):
     ``gamma`` = 1 (bisection width and probe radius); ``first_delta`` = 0.1 (the probes'
     L2 radius at the first iteration); ``min_width`` = 1e-6 (floor of the bisection's relative
     width); ``max_halvings`` = 25 (geometric step tries); ``max_stalls`` = 3 (iterations in a
-    row that find no adversarial step: converged). ``subspace`` as every optimizer's."""
+    row that find no adversarial step: converged); ``support`` (``None``, or ``"top:K[:F]"``:
+    narrow the support once, module docstring; needs ``query_budget``). ``subspace`` and
+    ``prior`` as every optimizer's."""
 
     q: int = 100
     max_q: int = 1000
@@ -61,6 +115,7 @@ class HopSkipJumpConfig(AttackConfig):
     min_width: float = 1e-6
     max_halvings: int = 25
     max_stalls: int = 3
+    support: str | None = None
 
 
 class HopSkipJump(BoundaryAttack):
@@ -80,6 +135,9 @@ class HopSkipJump(BoundaryAttack):
                              f"max_q={self.config.max_q}")  # fmt: skip
         if not self.config.gamma > 0:
             raise ValueError(f"gamma must be > 0, got {self.config.gamma}")
+        if parse_support(self.config.support) is not None and self.config.query_budget is None:
+            raise ValueError(f"support={self.config.support!r} narrows the support after a "
+                             "share of the query budget: give query_budget")  # fmt: skip
 
     # -- the three steps ------------------------------------------------------------------------
     def width(self, dim: float) -> float:
@@ -154,17 +212,60 @@ class HopSkipJump(BoundaryAttack):
         theta = p / hi
         return theta, (yield from self.to_boundary(st, goal, theta, hi, dim))
 
+    def narrow(self, st: AttackState, goal: Goal, keep: float):
+        """Narrow ``st.mask`` to the ``keep`` share of its free values where the perturbation
+        (the closest adversarial video so far, minus ``x``) is largest, if the sparsified
+        direction is adversarial at twice the perturbation's norm (one query); then
+        ``(theta, g)`` is that direction and distance. Returns whether it narrowed."""
+        p = st.best if st.best is not None else points(st.x, st.theta.unsqueeze(0), [st.g])[0]
+        p = p - st.x
+        free = torch.ones_like(st.x, dtype=torch.bool) if st.mask is None else (
+            st.mask.expand_as(st.x) > 0)  # fmt: skip
+        a = p.abs() * free
+        n_free = int(free.sum())
+        k = max(1, int(keep * n_free))
+        if k >= n_free:
+            return False
+        threshold = float(a.flatten().topk(k).values[-1])
+        if threshold <= 0.0:
+            return False
+        mask = (a >= threshold).to(st.x.dtype)
+        sparse = p * mask
+        norm = float(torch.linalg.vector_norm(sparse))
+        theta = sparse / norm
+        hi = 2.0 * float(torch.linalg.vector_norm(p))
+        ans = yield from self._ask(st, points(st.x, theta.unsqueeze(0), [hi], False),
+                                   "optimisation")  # fmt: skip
+        st.info["support_narrowed_at"] = st.queries
+        if not bool(goal.is_adversarial(ans.labels)[0]):
+            st.info["support_narrowed"] = False
+            return False
+        st.info["support_narrowed"] = True
+        st.mask = mask  # drops the closest video so far: it changes pixels outside
+        st.theta, st.g = theta, hi
+        return True
+
     def optimise(self, st: AttackState, goal: Goal, generator: torch.Generator):
         """The iterations from ``st.theta`` (after one bisection to the boundary): the normal
         at the boundary point, then :meth:`move`; stop after ``max_iter`` iterations,
-        ``max_stalls`` iterations in a row that could not move, or at the budget."""
+        ``max_stalls`` iterations in a row that could not move, or at the budget. With
+        ``support``, once its share of the budget is spent: :meth:`narrow`, the bisection to
+        the boundary in the narrowed mask, and the iterations go on (``t`` is not reset)."""
         cfg = self.config
+        support = parse_support(cfg.support)
+        start = None if support is None else support.at * cfg.query_budget
         dim = cfg.probe_dim(self._free(st), tuple(st.x.shape))
         st.stop_reason = "max_iter"
         st.g = yield from self.to_boundary(st, goal, st.theta, st.g, dim)
         st.record()
         stalls = 0
         for t in range(1, cfg.max_iter + 1):
+            if start is not None and st.queries >= start:
+                start = None
+                if (yield from self.narrow(st, goal, support.keep)):
+                    dim = cfg.probe_dim(self._free(st), tuple(st.x.shape))
+                    st.g = yield from self.to_boundary(st, goal, st.theta, st.g, dim)
+                    st.record()
             n = self.probes_for(st, t, dim)
             x_b = (st.x + st.g * st.theta).clamp_(0.0, 1.0)
             delta = cfg.first_delta if t == 1 else math.sqrt(dim) * self.width(dim) * st.g
