@@ -121,7 +121,10 @@ def row(name: str, video: int, res, budgets) -> dict:
 def load_targets(args):
     """The model, its data set and the attack set: synthetic test videos for the default models;
     for a real model, the ``--videos`` clips of ``--root`` it is most sure of (labelled with its
-    own top-1), the other clips of other classes as candidate starts."""
+    own top-1; after the ``--skip-surest`` surest, to tune on clips outside the comparison),
+    the other clips of other classes as candidate starts."""
+    if args.skip_surest and args.model not in REAL_MODELS:
+        raise SystemExit("--skip-surest is for a real model; synthetic runs tune with --split train")
     if args.model not in REAL_MODELS:
         from hba_lib.data.synthetic import SyntheticActions
         from hba_lib.models import load_default_model
@@ -139,7 +142,7 @@ def load_targets(args):
     model = build_model(args.model, workers=args.workers)
     root = args.root or paths.REAL_DATA / "action_clips"
     data = get_dataset("clips", root=root, model=model, size=args.size)
-    sure = data.surest(args.videos)
+    sure = data.surest(args.videos, skip=args.skip_surest)
     return model, data, attack_set(data, model, len(sure), args.candidates, seed=args.seed,
                                    indices=sure)  # fmt: skip
 
@@ -191,6 +194,13 @@ def main(argv: list[str] | None = None) -> int:
         choices=["train", "val", "test"],
         help="synthetic split attacked: test for the tables, train to tune constants",
     )
+    ap.add_argument(
+        "--skip-surest",
+        type=int,
+        default=0,
+        help="real model: pass over the K clips it is most sure of (the reported ones) and "
+        "attack the next --videos, to tune constants on clips outside the comparison",
+    )
     ap.add_argument("--slice", default="", help="START:STOP: attack only these chosen videos")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -205,6 +215,7 @@ def main(argv: list[str] | None = None) -> int:
         or paths.RUNS
         / "bench"
         / f"heuristic_{args.model}{'' if args.split == 'test' else '_' + args.split}"
+        f"{f'_skip{args.skip_surest}' if args.skip_surest else ''}"
         f"_{args.videos}v_{args.budget}q_seed{args.seed}"
         f"{'_' + args.slice.replace(':', '-') if args.slice else ''}.jsonl"
     )  # noqa: E501
@@ -324,7 +335,9 @@ def report(args, results_by: dict, records: list[dict], budgets: list[int], seco
     n = len(next(iter(results_by.values())))
     what = (f"{args.model} (default checkpoint), synthetic {args.split} set, {n} correctly classified "
             "videos" if args.model not in REAL_MODELS else
-            f"{args.model}, {n} real clips it is most sure of (labels: its own top-1)")  # fmt: skip
+            f"{args.model}, {n} real clips it is most sure of (labels: its own top-1)"
+            + (f" after its {args.skip_surest} surest (not the reported clips)"
+               if args.skip_surest else ""))  # fmt: skip
     print(f"\n{what} (seed {args.seed}), {args.candidates} candidates, budget {args.budget} "
           f"queries per video and attack, untargeted, torch threads {args.threads}, "
           f"{args.device}; total {seconds:.0f} s\n")  # fmt: skip

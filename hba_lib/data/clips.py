@@ -144,15 +144,20 @@ class VideoClips(FrameDataset):
         self.predictions = None if preds is None else np.asarray(preds, dtype=np.int64)[idx]
         self.confidences = None if confs is None else np.asarray(confs, dtype=np.float64)[idx]
 
-    def surest(self, n: int) -> list[int]:
+    def surest(self, n: int, skip: int = 0) -> list[int]:
         """The indices of the ``n`` clips the model was most sure of (highest top-1 probability
         first; ties in folder order): the clips an attack set takes when the true classes are
-        the model's own answers. Needs the clips loaded with a model."""
+        the model's own answers. ``skip`` passes over the ``skip`` surest first (clips to tune
+        on, outside a comparison that reports the surest). Needs the clips loaded with a
+        model."""
         if self.confidences is None:
             raise ValueError("surest() needs the clips loaded with a model (model=...)")
         if n < 1:
             raise ValueError(f"n = {n}: ask for at least one clip")
-        return [int(i) for i in np.argsort(-self.confidences, kind="stable")[:n]]
+        if skip < 0 or skip + n > len(self.confidences):
+            raise ValueError(f"skip = {skip}, n = {n}: only {len(self.confidences)} clips")
+        order = np.argsort(-self.confidences, kind="stable")
+        return [int(i) for i in order[skip : skip + n]]
 
     def _known(self, name: str, labels: Mapping[str, str | int] | None) -> int | None:
         """The class index given for ``name`` (by relative path, file name or stem), or None."""
