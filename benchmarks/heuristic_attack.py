@@ -124,7 +124,9 @@ def load_targets(args):
     own top-1; after the ``--skip-surest`` surest, to tune on clips outside the comparison),
     the other clips of other classes as candidate starts."""
     if args.skip_surest and args.model not in REAL_MODELS:
-        raise SystemExit("--skip-surest is for a real model; synthetic runs tune with --split train")
+        raise SystemExit(
+            "--skip-surest is for a real model; synthetic runs tune with --split train"
+        )
     if args.model not in REAL_MODELS:
         from hba_lib.data.synthetic import SyntheticActions
         from hba_lib.models import load_default_model
