@@ -123,11 +123,11 @@ def load_targets(args):
     for a real model, the ``--videos`` clips of ``--root`` it is most sure of (labelled with its
     own top-1; after the ``--skip-surest`` surest, to tune on clips outside the comparison),
     the other clips of other classes as candidate starts."""
-    if args.skip_surest and args.model not in REAL_MODELS:
-        raise SystemExit(
-            "--skip-surest is for a real model; synthetic runs tune with --split train"
-        )
     if args.model not in REAL_MODELS:
+        if args.skip_surest:
+            raise SystemExit(
+                "--skip-surest is for a real model; synthetic ones tune on --split train"
+            )
         from hba_lib.data.synthetic import SyntheticActions
         from hba_lib.models import load_default_model
 

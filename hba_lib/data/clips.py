@@ -147,15 +147,15 @@ class VideoClips(FrameDataset):
     def surest(self, n: int, skip: int = 0) -> list[int]:
         """The indices of the ``n`` clips the model was most sure of (highest top-1 probability
         first; ties in folder order): the clips an attack set takes when the true classes are
-        the model's own answers. ``skip`` passes over the ``skip`` surest first (clips to tune
-        on, outside a comparison that reports the surest). Needs the clips loaded with a
-        model."""
+        the model's own answers; fewer where the folder has fewer. ``skip`` passes over the
+        ``skip`` surest first (clips to tune on, outside a comparison that reports the surest).
+        Needs the clips loaded with a model."""
         if self.confidences is None:
             raise ValueError("surest() needs the clips loaded with a model (model=...)")
         if n < 1:
             raise ValueError(f"n = {n}: ask for at least one clip")
-        if skip < 0 or skip + n > len(self.confidences):
-            raise ValueError(f"skip = {skip}, n = {n}: only {len(self.confidences)} clips")
+        if not 0 <= skip < len(self.confidences):
+            raise ValueError(f"skip = {skip}: need 0 <= skip < {len(self.confidences)} clips")
         order = np.argsort(-self.confidences, kind="stable")
         return [int(i) for i in order[skip : skip + n]]
 
