@@ -67,6 +67,31 @@ def test_cache_round_trip_and_corrupt_cache_is_rebuilt(tmp_path, monkeypatch):
     np.testing.assert_array_equal(v1, v3)
 
 
+def test_two_builders_of_one_split_at_once_both_succeed(tmp_path, monkeypatch):
+    """Two processes that build the same split at the same time (two benchmarks started
+    together) must both get it: here the second builds, writes and renames its file while the
+    first is between its write and its rename (what crashed with a shared temporary name)."""
+    monkeypatch.setattr(synthetic.paths, "CACHE", tmp_path)
+    cfg = synthetic.SyntheticConfig("test", size=32, n_per_class=1, seed=4)
+    savez, nested = np.savez, []
+
+    def savez_then_other_builder(file, **arrays):
+        savez(file, **arrays)
+        if not nested:
+            nested.append(file)
+            monkeypatch.setattr(synthetic.os, "getpid", lambda: -1)  # the other process
+            nested.append(synthetic.load_split(cfg))
+
+    monkeypatch.setattr(synthetic.np, "savez", savez_then_other_builder)
+    videos, labels = synthetic.load_split(cfg)
+    np.testing.assert_array_equal(videos, nested[1][0])
+    np.testing.assert_array_equal(labels, nested[1][1])
+    folder = tmp_path / "synthetic"
+    assert [f.name for f in folder.iterdir()] == [f"test_32px_{cfg.key()}.npz"]  # no leftovers
+    with np.load(folder / f"test_32px_{cfg.key()}.npz") as z:
+        np.testing.assert_array_equal(z["videos"], videos)
+
+
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
