@@ -348,14 +348,17 @@ def report(args, results_by: dict, records: list[dict], budgets: list[int], seco
         f"ran to the stopping rule within {args.mq_budget:,} queries, the others within "
         f"{args.budget:,})\n"
     )
-    table = metrics.results_table({k: v for k, v in results_by.items() if not k.startswith("ART")})
-    table = table.drop(columns=["time s"])
-    print("| attack | " + " | ".join(table.columns) + " |")
-    print("|---|" + "---:|" * len(table.columns))
-    for name, vals in table.iterrows():
-        cells = [f"{v:,.0f}" if col in ("videos", "MQ", "MQ init", "MQ opt") else f"{v:,.2f}"
-                 for col, v in vals.items()]  # fmt: skip
-        print(f"| {name} | " + " | ".join(cells) + " |")
+    ours = {k: v for k, v in results_by.items() if not k.startswith("ART")}
+    if not ours:  # a run of the peers alone (--configs '' --variants '')
+        print("(no hba rows in this run)")
+    else:
+        table = metrics.results_table(ours).drop(columns=["time s"])
+        print("| attack | " + " | ".join(table.columns) + " |")
+        print("|---|" + "---:|" * len(table.columns))
+        for name, vals in table.iterrows():
+            cells = [f"{v:,.0f}" if col in ("videos", "MQ", "MQ init", "MQ opt") else f"{v:,.2f}"
+                     for col, v in vals.items()]  # fmt: skip
+            print(f"| {name} | " + " | ".join(cells) + " |")
     for opt_name in ["opt"]:  # the paper's protocol: Opt-attack to its stopping rule
         a, b = f"opt / {opt_name}", f"temporal+spatial / {opt_name}"
         if a in results_by and b in results_by:

@@ -399,3 +399,29 @@ def test_smooth_probes_are_unit_masked_and_coarse() -> None:
     assert res.success and torch.equal(
         res.x_adv[~res.mask.expand(SHAPE)], x[~res.mask.expand(SHAPE)]
     )
+
+
+def test_benchmark_report_of_the_peers_alone(capsys) -> None:
+    """``heuristic_attack.py --configs '' --variants '' --peers ...`` (the peers of a comparison,
+    alone) prints its tables instead of failing on the empty table of hba rows."""
+    import argparse
+    import importlib.util
+    import json
+
+    from hba_lib import paths
+
+    spec = importlib.util.spec_from_file_location(
+        "heuristic_attack_bench", paths.REPO_ROOT / "benchmarks" / "heuristic_attack.py"
+    )
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    file = paths.REPO_ROOT / "benchmarks/results/heuristic_movinet_a0_skip10_4v_2000q_seed0.jsonl"
+    records = [json.loads(line) for line in file.read_text().splitlines()]
+    args = argparse.Namespace(model="movinet_a0", skip_surest=10, seed=0, candidates=10,
+                              budget=2000, mq_budget=2000, threads=1, device="cpu")  # fmt: skip
+    peers = [r for r in records if r["attack"].startswith("ART")]
+    results_by = {name: [None] * 4 for name in dict.fromkeys(r["attack"] for r in peers)}
+    mod.report(args, results_by, peers, [500, 1000, 2000], 1.0)
+    out = capsys.readouterr().out
+    assert "(no hba rows in this run)" in out
+    assert "| ART Sign-OPT (ART's random start) | 2.00 | 1.97 | 1.96 | 7.613 |" in out
