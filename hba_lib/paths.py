@@ -13,8 +13,11 @@ Where a run writes its figures and tables (:func:`output_dir`):
 
 from __future__ import annotations
 
+import contextlib
 import os
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -39,6 +42,22 @@ def ensure_dir(path: Path) -> Path:
     """Create ``path`` (and parents) if missing and return it."""
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+@contextlib.contextmanager
+def written_then_renamed(path: str | os.PathLike) -> Iterator[Path]:
+    """A temporary file beside ``path`` to write (same suffix, a name of this process and
+    thread's own); when the block ends without an error it replaces ``path`` in one rename, and
+    it is removed whatever happens. A reader sees the old file or the whole new one, never half;
+    two writers at once (two benchmarks building one cache file) each finish, the last rename
+    winning, where a shared temporary name let one move the other's file away mid-write."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.{threading.get_ident()}.tmp{path.suffix}")
+    try:
+        yield tmp
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def resolve(path: str | os.PathLike) -> Path:

@@ -79,7 +79,7 @@ def test_two_builders_of_one_split_at_once_both_succeed(tmp_path, monkeypatch):
         savez(file, **arrays)
         if not nested:
             nested.append(file)
-            monkeypatch.setattr(synthetic.os, "getpid", lambda: -1)  # the other process
+            monkeypatch.setattr(synthetic.paths.os, "getpid", lambda: -1)  # the other process
             nested.append(synthetic.load_split(cfg))
 
     monkeypatch.setattr(synthetic.np, "savez", savez_then_other_builder)

@@ -14,8 +14,6 @@ Clips are deterministic by ``(seed, split, index)``; labels are balanced (``inde
 from __future__ import annotations
 
 import hashlib
-import os
-import threading
 from dataclasses import asdict, dataclass
 
 import cv2
@@ -245,15 +243,8 @@ def load_split(config: SyntheticConfig, cache: bool = True) -> tuple[np.ndarray,
     videos, labels = generate(**args)
     if cache:
         paths.ensure_dir(file.parent)
-        # a name of this process's own: two processes building the same split at once (two
-        # benchmarks started together) each write their file and the last rename wins, the same
-        # bytes either way; a shared name let one move the other's file away mid-write
-        tmp = file.with_name(f".{file.stem}.{os.getpid()}.{threading.get_ident()}.tmp.npz")
-        try:
+        with paths.written_then_renamed(file) as tmp:  # two builders at once both succeed
             np.savez(tmp, videos=videos, labels=labels)
-            tmp.replace(file)
-        finally:
-            tmp.unlink(missing_ok=True)
     return videos, labels
 
 

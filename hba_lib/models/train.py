@@ -226,9 +226,8 @@ def _lr_at(step: int, total: int, warmup: int, base: float) -> float:
 
 
 def _save_atomic(obj: dict[str, Any], path: Path) -> None:
-    tmp = path.with_suffix(".tmp")
-    torch.save(obj, tmp)
-    tmp.replace(path)
+    with paths.written_then_renamed(path) as tmp:
+        torch.save(obj, tmp)
 
 
 def default_run_dir(config: TrainConfig) -> Path:

@@ -37,6 +37,7 @@ from typing import Any, NamedTuple
 import torch
 from torch import nn
 
+from hba_lib import paths
 from hba_lib.oracle import Oracle
 from hba_lib.oracle.remote import CONTENT_TYPE, DTYPE_HEADER, DTYPES, SHAPE_HEADER
 from hba_lib.serve.audit import AuditLog
@@ -197,10 +198,9 @@ def revoke_key(path: str | Path, key_id: str) -> None:
 
 
 def _write_private(path: Path, data: dict) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
-    tmp.chmod(0o600)
-    tmp.replace(path)
+    with paths.written_then_renamed(path) as tmp:
+        tmp.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
+        tmp.chmod(0o600)
 
 
 class ModelService:
