@@ -222,6 +222,32 @@ def test_adversarial_videos_are_saved_compressed_on_request(tmp_path) -> None:
     assert saved.stat().st_size < x.numel() * 4  # smaller than x_adv in float32
 
 
+def test_an_adversarial_video_cut_mid_write_leaves_the_old_file_and_no_stray(
+    tmp_path, monkeypatch
+) -> None:
+    """A write that fails halfway (disk full, a kill) must not leave a half file under the
+    video's name nor a temporary file beside it; the file saved before stays whole."""
+    from hba_lib.experiments import store as st
+
+    store = tmp_path / "cut.sqlite"
+    x = torch.rand(3, 4, 8, 8)
+    st.save_adversarial(store, "k", x, (x + 0.01).clamp(0, 1))
+    before = st.load_adversarial(store, "k")
+
+    def half_then_fail(f, **arrays) -> None:
+        f.write(b"PK\x03\x04 half a zip")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(st.np, "savez_compressed", half_then_fail)
+    with pytest.raises(OSError, match="No space left"):
+        st.save_adversarial(store, "k", x, (x - 0.02).clamp(0, 1))
+    with pytest.raises(OSError, match="No space left"):
+        st.save_adversarial(store, "new", x, x)
+    folder = st.adversarial_dir(store)
+    assert sorted(p.name for p in folder.iterdir()) == ["k.npz"]
+    assert torch.equal(st.load_adversarial(store, "k"), before)
+
+
 def test_cli_show_prints_status_and_the_metrics_table(reference, capsys) -> None:
     from hba_lib.experiments.__main__ import main
 

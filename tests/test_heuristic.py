@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -425,3 +426,49 @@ def test_benchmark_report_of_the_peers_alone(capsys) -> None:
     out = capsys.readouterr().out
     assert "(no hba rows in this run)" in out
     assert "| ART Sign-OPT (ART's random start) | 2.00 | 1.97 | 1.96 | 7.613 |" in out
+
+
+def _bench_module(name: str):
+    import importlib.util
+
+    from hba_lib import paths
+
+    spec = importlib.util.spec_from_file_location(
+        f"{name}_bench", paths.REPO_ROOT / "benchmarks" / f"{name}.py"
+    )
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_median_intervals_pair_the_videos_and_count_a_failure(tmp_path, capsys) -> None:
+    """``benchmarks/median_intervals.py``: a row at exactly 0.4 x the peer's MAP and 0.6 x its L2
+    on every video keeps those ratios in every paired resample (goal holds in 100 %); an unpaired
+    resampling would scatter them. One video not fooled: the goal holds only in the resamples
+    that leave that video out, about (1 - 1/n)^n of them."""
+    import json
+
+    mod = _bench_module("median_intervals")
+    n = 20
+    rng = np.random.default_rng(1)
+    peer = rng.lognormal(0.0, 1.0, size=n)  # very unequal videos: unpaired ratios would move
+    lines = []
+    for v in range(n):
+        for name, m, l2, ok in [
+            ("ART HopSkipJump (same start)", peer[v], peer[v], True),
+            ("ART Sign-OPT (ART's random start)", 3 * peer[v], 3 * peer[v], True),
+            ("steady", 0.4 * peer[v], 0.6 * peer[v], True),
+            ("one miss", 0.4 * peer[v], 0.6 * peer[v], v != 7),
+        ]:
+            lines.append(json.dumps({"attack": name, "video": v, "attacked": True, "success": ok,
+                                     "map_at": [9.0, m], "l2_at": [9.0, l2]}))  # fmt: skip
+    file = tmp_path / "records.jsonl"
+    file.write_text("\n".join(lines) + "\n")
+    assert mod.main([str(file), "--draws", "4000"]) == 0
+    out = capsys.readouterr().out
+    assert "better peer in MAP: ART HopSkipJump" in out
+    assert "| steady | 0.40 | 0.40-0.40 | 0.60 | 0.60-0.60 | 100 % |" in out
+    miss = next(line for line in out.splitlines() if line.startswith("| one miss |"))
+    holds = float(miss.split("|")[-2].strip(" %")) / 100
+    assert abs(holds - (1 - 1 / n) ** n) < 0.03, miss
+    assert mod.main([str(file), "--rows", "nobody"]) == 2

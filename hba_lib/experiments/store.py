@@ -50,6 +50,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from hba_lib import paths
 from hba_lib.experiments.sweep import canonical_json
 
 SCHEMA = """
@@ -235,14 +236,12 @@ def save_adversarial(store: str | Path, key: str, x: torch.Tensor, x_adv: torch.
     folder = adversarial_dir(store)
     folder.mkdir(parents=True, exist_ok=True)
     name = f"{key}.npz"
-    tmp = folder / f".{name}.{os.getpid()}.tmp"
     clean = to_uint8_frames(x)
     delta = (x_adv.float().cpu() - x.float().cpu()).numpy().astype(np.float16)
-    with open(tmp, "wb") as f:
+    with paths.written_then_renamed(folder / name) as tmp, open(tmp, "wb") as f:
         np.savez_compressed(f, clean=clean, delta=delta)
         f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, folder / name)
+        os.fsync(f.fileno())  # on disk before the rename commits it
     return name
 
 

@@ -1,0 +1,116 @@
+"""How sure is a verdict on 20 (or 6) videos? Paired bootstrap intervals of issue 22's ratios.
+
+``heuristic_attack.py`` judges a row by the ratio of its median MAP and median L2 to the better
+peer's, over one set of videos. A median of 20 values is set by the 10th and 11th; where the
+videos fall into an easy and a hard group (LRCN: ART HopSkipJump's 11 easiest end below 0.7,
+its 9 hardest above 1.9) the median sits in the gap, and a verdict can turn on one video. This
+script reads the per-video records (nothing is attacked again) and resamples the *videos* with
+replacement, the same videos for the row and the peers (paired), 10,000 times (seed 0):
+
+- the ratio of medians for MAP and for L2 at the last budget, with its 5th and 95th percentiles;
+- the share of resamples in which the goal holds (MAP ratio <= 0.5 and L2 ratio <= 0.8, every
+  resampled video fooled).
+
+The better peer in each metric is the one ``heuristic_attack.py`` picked on all the videos (the
+lower median at the last budget), kept fixed; a video a row did not fool (or whose final check
+failed) counts as ``inf``, as there. Usage::
+
+    .venv/bin/python benchmarks/median_intervals.py benchmarks/results/heuristic_lrcn_20v_10000q_seed0.jsonl \\
+        --rows 'temporal+spatial / hsja+edge:3+top:0.3:0.7,opt / hsja+edge:3+top:0.3:0.7'
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+
+PEERS = ("ART HopSkipJump (same start)", "ART Sign-OPT (ART's random start)")
+GOAL_MAP, GOAL_L2 = 0.5, 0.8
+
+
+def last_values(records: list[dict]) -> dict[str, dict[int, tuple[float, float]]]:
+    """``{row: {video: (MAP, L2)}}`` at the last budget, a failure as ``inf`` (as the
+    benchmark's tables read them)."""
+    out: dict[str, dict[int, tuple[float, float]]] = {}
+    for r in records:
+        m, l2 = float(r["map_at"][-1]), float(r["l2_at"][-1])
+        if r["attacked"] and not r["success"]:
+            m = l2 = math.inf
+        out.setdefault(r["attack"], {})[int(r["video"])] = (m, l2)
+    return out
+
+
+def intervals(row: np.ndarray, peer_map: np.ndarray, peer_l2: np.ndarray, draws: int = 10_000,
+              seed: int = 0) -> dict:  # fmt: skip
+    """Paired bootstrap of the median ratios; ``row`` is ``[n, 2]`` (MAP, L2), the peers'
+    ``[n]``, all over the same videos in the same order."""
+    n = len(row)
+    idx = np.random.default_rng(seed).integers(0, n, size=(draws, n))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        r_map = np.median(row[idx, 0], axis=1) / np.median(peer_map[idx], axis=1)
+        r_l2 = np.median(row[idx, 1], axis=1) / np.median(peer_l2[idx], axis=1)
+    fooled = np.isfinite(row[idx, 1]).all(axis=1)
+    holds = (r_map <= GOAL_MAP) & (r_l2 <= GOAL_L2) & fooled
+    return {
+        "map": float(np.median(row[:, 0]) / np.median(peer_map)),
+        "l2": float(np.median(row[:, 1]) / np.median(peer_l2)),
+        "map_ci": tuple(float(v) for v in np.nanpercentile(r_map, [5, 95])),
+        "l2_ci": tuple(float(v) for v in np.nanpercentile(r_l2, [5, 95])),
+        "holds": float(holds.mean()),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("records", type=Path, help="a heuristic_attack.py per-video .jsonl file")
+    p.add_argument("--rows", default="", help="comma-separated rows (default: every hba row)")
+    p.add_argument("--draws", type=int, default=10_000)
+    p.add_argument("--seed", type=int, default=0)
+    args = p.parse_args(argv)
+
+    if not args.records.is_file():
+        print(f"no records at {args.records}", file=sys.stderr)
+        return 2
+    values = last_values([json.loads(line) for line in args.records.open() if line.strip()])
+    peers = [k for k in PEERS if k in values]
+    if not peers:
+        print(f"{args.records} has no ART peer rows to compare with", file=sys.stderr)
+        return 2
+    videos = sorted(values[peers[0]])
+    rows = [r for r in args.rows.split(",") if r] or [k for k in values if not k.startswith("ART")]
+    missing = [r for r in rows if r not in values]
+    if missing:
+        print(
+            f"rows not in {args.records.name}: {missing}; it has {sorted(values)}", file=sys.stderr
+        )
+        return 2
+
+    def column(name: str, k: int) -> np.ndarray:
+        if sorted(values[name]) != videos:
+            raise SystemExit(f"{name!r} ran on other videos than {peers[0]!r}")
+        return np.array([values[name][v][k] for v in videos])
+
+    better_map = min(peers, key=lambda k: np.median(column(k, 0)))
+    better_l2 = min(peers, key=lambda k: np.median(column(k, 1)))
+    print(f"{args.records.name}: {len(videos)} videos; the better peer in MAP: {better_map} "
+          f"(median {np.median(column(better_map, 0)):.3f}), in L2: {better_l2} (median "
+          f"{np.median(column(better_l2, 1)):.3f}); paired bootstrap over the videos, "
+          f"{args.draws:,} draws, seed {args.seed}\n")  # fmt: skip
+    print("| row | MAP ratio | 90 % interval | L2 ratio | 90 % interval | goal holds in |")
+    print("|---|---:|---|---:|---|---:|")
+    for name in rows:
+        row = np.stack([column(name, 0), column(name, 1)], axis=1)
+        s = intervals(row, column(better_map, 0), column(better_l2, 1), args.draws, args.seed)
+        print(f"| {name} | {s['map']:.2f} | {s['map_ci'][0]:.2f}-{s['map_ci'][1]:.2f} | "
+              f"{s['l2']:.2f} | {s['l2_ci'][0]:.2f}-{s['l2_ci'][1]:.2f} | "
+              f"{100 * s['holds']:.0f} % |")  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
