@@ -406,16 +406,11 @@ def test_benchmark_report_of_the_peers_alone(capsys) -> None:
     """``heuristic_attack.py --configs '' --variants '' --peers ...`` (the peers of a comparison,
     alone) prints its tables instead of failing on the empty table of hba rows."""
     import argparse
-    import importlib.util
     import json
 
     from hba_lib import paths
 
-    spec = importlib.util.spec_from_file_location(
-        "heuristic_attack_bench", paths.REPO_ROOT / "benchmarks" / "heuristic_attack.py"
-    )
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = _bench_module("heuristic_attack")
     file = paths.REPO_ROOT / "benchmarks/results/heuristic_movinet_a0_skip10_4v_2000q_seed0.jsonl"
     records = [json.loads(line) for line in file.read_text().splitlines()]
     args = argparse.Namespace(model="movinet_a0", skip_surest=10, seed=0, candidates=10,
@@ -472,3 +467,39 @@ def test_median_intervals_pair_the_videos_and_count_a_failure(tmp_path, capsys) 
     holds = float(miss.split("|")[-2].strip(" %")) / 100
     assert abs(holds - (1 - 1 / n) ** n) < 0.03, miss
     assert mod.main([str(file), "--rows", "nobody"]) == 2
+
+
+def test_benchmark_report_with_hba_rows_judges_the_goal(capsys) -> None:
+    """``heuristic_attack.py``'s report from the records of a run with hba rows and both peers
+    (the held-out real clips, read back as a resumed run reads them) prints the verdict its
+    committed printout shows, and flips it when one video of a row is not fooled: the goal
+    needs FR 100 %."""
+    import argparse
+    import json
+
+    from hba_lib import paths
+
+    mod = _bench_module("heuristic_attack")
+    file = paths.REPO_ROOT / "benchmarks/results/heuristic_movinet_a0_skip10_4v_2000q_seed0.jsonl"
+    records = [json.loads(line) for line in file.read_text().splitlines()]
+    args = argparse.Namespace(model="movinet_a0", skip_surest=10, seed=0, candidates=10,
+                              budget=2000, mq_budget=2000, threads=1, device="cpu")  # fmt: skip
+    chosen = "temporal [whole-video MAP] / hsja@dct:4+top:0.3:0.7"
+    other = "temporal+spatial [whole-video MAP] / hsja@dct:4+top:0.3:0.7"
+
+    def report(recs: list[dict]) -> str:
+        results_by: dict = {}
+        for r in recs:
+            results_by.setdefault(r["attack"], []).append(mod._Recorded(r))
+        mod.report(args, results_by, recs, [500, 1000, 2000], 1.0)
+        return capsys.readouterr().out
+
+    out = report(records)
+    assert f"Goal (the better peer in each metric): MET by {chosen}, {other}" in out
+    assert f"- {chosen}: MAP 0.27 (0.14 x), L2 3.323 (0.45 x), FR 100 %: MAP ok, L2 ok" in out
+    missed = [dict(r) for r in records]
+    first = next(r for r in missed if r["attack"] == chosen)
+    first["success"] = False  # its final check failed: not fooled at the last budget
+    out = report(missed)
+    assert f"Goal (the better peer in each metric): MET by {other}\n" in out
+    assert f"- {chosen}: " in out and "FR 75 %" in out

@@ -56,6 +56,7 @@ from hba_lib.attacks.base import AttackConfig, AttackState, BoundaryAttack
 from hba_lib.oracle import BudgetExhausted
 from hba_lib.oracle.goals import Goal
 from hba_lib.oracle.queries import bisect, normalize, points
+from hba_lib.oracle.specs import split_spec
 
 
 class Support(NamedTuple):
@@ -83,15 +84,10 @@ def parse_support(spec: str | Support | None) -> Support | None:
         raise TypeError(f"support must be a string like 'top:0.05', got {spec!r}")
     if spec in ("", "none"):
         return None
-    parts = spec.split(":")
-    if parts[0] != "top" or len(parts) not in (2, 3):
-        raise ValueError(f"support {spec!r}: expected 'top:K' or 'top:K:F' (K the share of "
-                         "values kept, F the share of the budget spent first)")  # fmt: skip
-    try:
-        keep = float(parts[1])
-        at = float(parts[2]) if len(parts) == 3 else DEFAULT_AT
-    except ValueError:
-        raise ValueError(f"support {spec!r}: K and F must be numbers") from None
+    _, values = split_spec(spec, "support", ("top",), (1, 2),
+                           "'top:K' or 'top:K:F' (K the share of values kept, F the share of "
+                           "the budget spent first)", not_numbers="K and F must be numbers")  # fmt: skip
+    keep, at = values if len(values) == 2 else (values[0], DEFAULT_AT)
     if not (0.0 < keep < 1.0 and 0.0 <= at < 1.0):
         raise ValueError(f"support {spec!r}: need 0 < K < 1 and 0 <= F < 1")
     return Support(keep, at)

@@ -29,6 +29,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from hba_lib.oracle.specs import split_spec
+
 KINDS = ("edge",)
 DEFAULT_FLOOR = 0.01
 
@@ -102,11 +104,7 @@ def parse_prior(spec: str | ProbePrior | None) -> ProbePrior | None:
         raise TypeError(f"prior must be a string like 'edge:2', got {spec!r}")
     if spec in ("", "none"):
         return None
-    parts = spec.split(":")
-    if parts[0] not in KINDS or len(parts) not in (2, 3):
-        raise ValueError(f"prior {spec!r}: expected 'edge:P' or 'edge:P:F' (P power, F floor)")
-    try:
-        values = [float(p) for p in parts[1:]]
-    except ValueError:
-        raise ValueError(f"prior {spec!r}: power and floor must be numbers") from None
-    return ProbePrior(parts[0], *values)
+    kind, values = split_spec(spec, "prior", KINDS, (1, 2),
+                              "'edge:P' or 'edge:P:F' (P power, F floor)",
+                              not_numbers="power and floor must be numbers")  # fmt: skip
+    return ProbePrior(kind, *values)

@@ -29,6 +29,8 @@ from functools import lru_cache
 
 import torch
 
+from hba_lib.oracle.specs import split_spec
+
 KINDS = ("full", "resize", "dct")
 
 
@@ -164,13 +166,9 @@ def parse_subspace(spec: str | Subspace | None) -> Subspace:
         return FULL
     if not isinstance(spec, str):
         raise TypeError(f"subspace must be a string like 'resize:4' or 'dct:4', got {spec!r}")
-    parts = spec.split(":")
-    if parts[0] not in ("resize", "dct") or len(parts) not in (2, 3):
-        raise ValueError(
-            f"subspace {spec!r}: expected 'full', 'resize:S', 'resize:S:R', 'dct:K' or 'dct:K:R'"
-        )
-    try:
-        factors = [int(p) for p in parts[1:]]
-    except ValueError:
-        raise ValueError(f"subspace {spec!r}: the factors must be whole numbers") from None
-    return Subspace(parts[0], *factors)
+    kind, factors = split_spec(
+        spec, "subspace", ("resize", "dct"), (1, 2),
+        "'full', 'resize:S', 'resize:S:R', 'dct:K' or 'dct:K:R'", int,
+        "the factors must be whole numbers",
+    )  # fmt: skip
+    return Subspace(kind, *factors)
