@@ -387,7 +387,8 @@ pd.DataFrame(rows).set_index("row").round(3)
 #   `s^2 = e^P / mean(e^P) + F` from the clean video's **edge map** (no query). The estimate
 #   then points along `S^2 w` (`w` the normal), still across the boundary, and is less noisy
 #   where the model does not look; it helps where the model's sensitivity lies on the edges and
-#   slows the attack where it does not (`hsja+edge:3`).
+#   slows the attack where it does not (`hsja+edge:3`). Its price: the steps settle where the
+#   perturbation is parallel to `S^2 w`, the closest point in the norm `||S^-1 p||`, not in L2.
 # - **Narrowing the support** (`+top:K:F`): after a share `F` of the budget, only the `K` share
 #   of the values where the perturbation is largest stays free; the probes then span a smaller
 #   space and the returned video changes fewer values: lower MAP at the same L2.
