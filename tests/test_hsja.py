@@ -319,3 +319,35 @@ def test_closest_keeps_the_videos_it_replaced_closest_first_and_inside_the_mask(
     mask[:, 1] = 1  # frame 1 only: the video at distance 3 (frame 1) stays, 2 (frame 0) goes
     c.restrict(mask)
     assert [d for d, _ in c.runners_up] == [3.0] and float(c.distance) == 1.0
+
+
+def test_normal_diagnostic_steps_on_the_true_normal_and_measures_the_estimate() -> None:
+    """``benchmarks/normal_diagnostic.py``: on a hyperplane the true normal is ``w``; stepping on
+    it (after asking the same probes) reaches the closest point in a few iterations, where the
+    estimate alone is still far; with the estimate kept, it records cosines with ``w`` (a sign
+    error in the true normal would make every step fail, or every cosine negative)."""
+    import importlib.util
+
+    from hba_lib import paths
+
+    spec = importlib.util.spec_from_file_location(
+        "normal_diagnostic_bench", paths.REPO_ROOT / "benchmarks" / "normal_diagnostic.py"
+    )
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    model, x, cands = linear_setup()
+    optimum = 2.0 / float(model.w.norm())
+    distances = {}
+    for replace in (False, True):
+        stats: dict = {"whole": [], "tangential": []}
+        cls = mod.diagnosed(HopSkipJump, model, replace, stats)
+        model.clips = 0
+        oracle = Oracle(model)
+        res = cls(max_iter=4).run(oracle, x, 0, candidates=cands)
+        assert res.success and res.queries == oracle.used
+        # the diagnostic's own white-box evaluations (one a normal) are not queries
+        assert model.clips == oracle.used + len(stats["whole"])
+        distances[replace] = res.distance
+        if not replace:
+            assert len(stats["whole"]) == 4 and all(0.0 < c < 1.0 for c in stats["whole"])
+    assert distances[True] <= optimum * 1.02 < distances[False], (distances, optimum)
