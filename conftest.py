@@ -3,13 +3,24 @@
 in a line from ``viz.not_drawn`` why it has nothing to draw (an optional input is missing).
 
 Notebook 09 on a clone without MoViNet, its runtime or the real clips (``../shared``) says what
-it needs and draws nothing: there the rule is waived (the notebook must still run cleanly)."""
+it needs and draws nothing: there the rule is waived (the notebook must still run cleanly).
+
+Also the ``bench_module`` fixture: a script of ``benchmarks/`` imported by path (no change to
+``sys.path``), for the tests of what it prints."""
 
 from __future__ import annotations
 
 import pytest
 
 SHOW_CALL = "viz.show("
+
+
+@pytest.fixture
+def bench_module():
+    """``bench_module("name")``: ``benchmarks/name.py`` loaded as a module."""
+    from hba_lib.paths import load_script
+
+    return lambda name: load_script(f"benchmarks/{name}.py")
 
 
 def png_outputs(outputs) -> int:

@@ -14,11 +14,13 @@ Where a run writes its figures and tables (:func:`output_dir`):
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import os
 import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from types import ModuleType
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 REPO_ROOT = PACKAGE_DIR.parent
@@ -58,6 +60,19 @@ def written_then_renamed(path: str | os.PathLike) -> Iterator[Path]:
         tmp.replace(path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def load_script(path: str | os.PathLike) -> ModuleType:
+    """A script of the repository (``"benchmarks/gradient_energy.py"``, relative to its root)
+    loaded as a module by its path: benchmarks and tests share a script's functions without
+    touching ``sys.path``."""
+    file = REPO_ROOT / path
+    spec = importlib.util.spec_from_file_location(f"_script_{file.stem}", file)
+    if spec is None or spec.loader is None or not file.is_file():
+        raise FileNotFoundError(f"no script at {file}")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def resolve(path: str | os.PathLike) -> Path:

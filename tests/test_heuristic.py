@@ -402,7 +402,7 @@ def test_smooth_probes_are_unit_masked_and_coarse() -> None:
     )
 
 
-def test_benchmark_report_of_the_peers_alone(capsys) -> None:
+def test_benchmark_report_of_the_peers_alone(capsys, bench_module) -> None:
     """``heuristic_attack.py --configs '' --variants '' --peers ...`` (the peers of a comparison,
     alone) prints its tables instead of failing on the empty table of hba rows."""
     import argparse
@@ -410,7 +410,7 @@ def test_benchmark_report_of_the_peers_alone(capsys) -> None:
 
     from hba_lib import paths
 
-    mod = _bench_module("heuristic_attack")
+    mod = bench_module("heuristic_attack")
     file = paths.REPO_ROOT / "benchmarks/results/heuristic_movinet_a0_skip10_4v_2000q_seed0.jsonl"
     records = [json.loads(line) for line in file.read_text().splitlines()]
     args = argparse.Namespace(model="movinet_a0", skip_surest=10, seed=0, candidates=10,
@@ -423,27 +423,16 @@ def test_benchmark_report_of_the_peers_alone(capsys) -> None:
     assert "| ART Sign-OPT (ART's random start) | 2.00 | 1.97 | 1.96 | 7.613 |" in out
 
 
-def _bench_module(name: str):
-    import importlib.util
-
-    from hba_lib import paths
-
-    spec = importlib.util.spec_from_file_location(
-        f"{name}_bench", paths.REPO_ROOT / "benchmarks" / f"{name}.py"
-    )
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-def test_median_intervals_pair_the_videos_and_count_a_failure(tmp_path, capsys) -> None:
+def test_median_intervals_pair_the_videos_and_count_a_failure(
+    tmp_path, capsys, bench_module
+) -> None:
     """``benchmarks/median_intervals.py``: a row at exactly 0.4 x the peer's MAP and 0.6 x its L2
     on every video keeps those ratios in every paired resample (goal holds in 100 %); an unpaired
     resampling would scatter them. One video not fooled: the goal holds only in the resamples
     that leave that video out, about (1 - 1/n)^n of them."""
     import json
 
-    mod = _bench_module("median_intervals")
+    mod = bench_module("median_intervals")
     n = 20
     rng = np.random.default_rng(1)
     peer = rng.lognormal(0.0, 1.0, size=n)  # very unequal videos: unpaired ratios would move
@@ -469,7 +458,7 @@ def test_median_intervals_pair_the_videos_and_count_a_failure(tmp_path, capsys) 
     assert mod.main([str(file), "--rows", "nobody"]) == 2
 
 
-def test_benchmark_report_with_hba_rows_judges_the_goal(capsys) -> None:
+def test_benchmark_report_with_hba_rows_judges_the_goal(capsys, bench_module) -> None:
     """``heuristic_attack.py``'s report from the records of a run with hba rows and both peers
     (the held-out real clips, read back as a resumed run reads them) prints the verdict its
     committed printout shows, and flips it when one video of a row is not fooled: the goal
@@ -479,7 +468,7 @@ def test_benchmark_report_with_hba_rows_judges_the_goal(capsys) -> None:
 
     from hba_lib import paths
 
-    mod = _bench_module("heuristic_attack")
+    mod = bench_module("heuristic_attack")
     file = paths.REPO_ROOT / "benchmarks/results/heuristic_movinet_a0_skip10_4v_2000q_seed0.jsonl"
     records = [json.loads(line) for line in file.read_text().splitlines()]
     args = argparse.Namespace(model="movinet_a0", skip_surest=10, seed=0, candidates=10,

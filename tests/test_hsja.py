@@ -321,20 +321,14 @@ def test_closest_keeps_the_videos_it_replaced_closest_first_and_inside_the_mask(
     assert [d for d, _ in c.runners_up] == [3.0] and float(c.distance) == 1.0
 
 
-def test_normal_diagnostic_steps_on_the_true_normal_and_measures_the_estimate() -> None:
+def test_normal_diagnostic_steps_on_the_true_normal_and_measures_the_estimate(
+    bench_module,
+) -> None:
     """``benchmarks/normal_diagnostic.py``: on a hyperplane the true normal is ``w``; stepping on
     it (after asking the same probes) reaches the closest point in a few iterations, where the
     estimate alone is still far; with the estimate kept, it records cosines with ``w`` (a sign
     error in the true normal would make every step fail, or every cosine negative)."""
-    import importlib.util
-
-    from hba_lib import paths
-
-    spec = importlib.util.spec_from_file_location(
-        "normal_diagnostic_bench", paths.REPO_ROOT / "benchmarks" / "normal_diagnostic.py"
-    )
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = bench_module("normal_diagnostic")
     model, x, cands = linear_setup()
     optimum = 2.0 / float(model.w.norm())
     distances = {}

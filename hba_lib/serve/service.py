@@ -21,6 +21,7 @@ import hmac
 import itertools
 import json
 import math
+import os
 import re
 import secrets
 import sys
@@ -198,9 +199,11 @@ def revoke_key(path: str | Path, key_id: str) -> None:
 
 
 def _write_private(path: Path, data: dict) -> None:
-    with paths.written_then_renamed(path) as tmp:
-        tmp.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
-        tmp.chmod(0o600)
+    with paths.written_then_renamed(path) as tmp:  # private from its first byte
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(json.dumps(data, indent=1, sort_keys=True) + "\n")
+        tmp.chmod(0o600)  # whatever the umask left
 
 
 class ModelService:
