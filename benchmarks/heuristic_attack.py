@@ -149,6 +149,23 @@ def load_targets(args):
                                    indices=sure)  # fmt: skip
 
 
+def default_out(args) -> Path:
+    """The records file of a run: ``runs/bench/heuristic_<model>[_<split>][_skipK]_<n>v_<budget>q
+    _seed<S>[_attackseed<A>][_<slice>].jsonl``, so that runs on other videos or with other draws
+    never resume from (or append to) one another's records."""
+    from hba_lib import paths
+
+    return (
+        paths.RUNS
+        / "bench"
+        / f"heuristic_{args.model}{'' if args.split == 'test' else '_' + args.split}"
+        f"{f'_skip{args.skip_surest}' if args.skip_surest else ''}"
+        f"_{args.videos}v_{args.budget}q_seed{args.seed}"
+        f"{f'_attackseed{args.attack_seed}' if args.attack_seed != args.seed else ''}"
+        f"{'_' + args.slice.replace(':', '-') if args.slice else ''}.jsonl"
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--model", default="c3d", choices=["c3d", "lrcn", *REAL_MODELS])
@@ -168,6 +185,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--candidates", type=int, default=10)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument(
+        "--attack-seed",
+        type=int,
+        help="seed of the attacks' random draws (default: --seed); the same videos and "
+        "candidates, other probes: how much a verdict owes to one run's luck",
+    )
     ap.add_argument("--configs", default="opt,temporal,temporal+spatial")
     ap.add_argument("--optimizers", default="opt,sign-opt")
     ap.add_argument(
@@ -194,7 +217,7 @@ def main(argv: list[str] | None = None) -> int:
         "--split",
         default="test",
         choices=["train", "val", "test"],
-        help="synthetic split attacked: test for the tables, train to tune constants",
+        help="synthetic split attacked: test for the tables, val (or train) to tune constants",
     )
     ap.add_argument(
         "--skip-surest",
@@ -205,6 +228,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--slice", default="", help="START:STOP: attack only these chosen videos")
     args = ap.parse_args(argv)
+    if args.attack_seed is None:
+        args.attack_seed = args.seed
     torch.set_num_threads(args.threads)
 
     from hba_lib import paths
@@ -212,15 +237,7 @@ def main(argv: list[str] | None = None) -> int:
 
     checkpoints = [int(b) for b in args.checkpoints.split(",") if b]
     budgets = [b for b in checkpoints if b < args.budget] + [args.budget]
-    out = (
-        args.out
-        or paths.RUNS
-        / "bench"
-        / f"heuristic_{args.model}{'' if args.split == 'test' else '_' + args.split}"
-        f"{f'_skip{args.skip_surest}' if args.skip_surest else ''}"
-        f"_{args.videos}v_{args.budget}q_seed{args.seed}"
-        f"{'_' + args.slice.replace(':', '-') if args.slice else ''}.jsonl"
-    )  # noqa: E501
+    out = args.out or default_out(args)
     paths.ensure_dir(out.parent)
     model, data, chosen = load_targets(args)
     if args.slice:
@@ -268,7 +285,7 @@ def main(argv: list[str] | None = None) -> int:
         name = f"{label} / {optimizer}"
         if reuse(name):
             return
-        attack = make_attack(config, optimizer=optimizer, query_budget=budget, seed=args.seed,
+        attack = make_attack(config, optimizer=optimizer, query_budget=budget, seed=args.attack_seed,
                              **({} if acceptance == "paper" else {"acceptance": acceptance}))  # fmt: skip
         res = attack.run_many(base, chosen.xs, chosen.labels, candidates=chosen.candidates)
         results_by[name] = res
@@ -310,12 +327,12 @@ def main(argv: list[str] | None = None) -> int:
             for i in range(len(chosen.labels)):
                 x, y, oracle = chosen.xs[i], chosen.labels[i], base.fork(args.budget)
                 if short == "signopt":
-                    res.append(sign_opt_untargeted(oracle, x, y, k, seed=args.seed))
+                    res.append(sign_opt_untargeted(oracle, x, y, k, seed=args.attack_seed))
                 else:
                     mask = masks[mask_from][i] if short == "hsj-mask" else None
                     mask = None if mask is None else mask.float()
                     res.append(hop_skip_jump(oracle, x, y, k, chosen.candidates[i], mask=mask,
-                                             seed=args.seed))  # fmt: skip
+                                             seed=args.attack_seed))  # fmt: skip
             results_by[name] = res
             keep(name, res)
 
@@ -340,7 +357,10 @@ def report(args, results_by: dict, records: list[dict], budgets: list[int], seco
             f"{args.model}, {n} real clips it is most sure of (labels: its own top-1)"
             + (f" after its {args.skip_surest} surest (not the reported clips)"
                if args.skip_surest else ""))  # fmt: skip
-    print(f"\n{what} (seed {args.seed}), {args.candidates} candidates, budget {args.budget} "
+    seeds = f"seed {args.seed}" + (
+        f", attack seed {args.attack_seed}" if args.attack_seed != args.seed else ""
+    )
+    print(f"\n{what} ({seeds}), {args.candidates} candidates, budget {args.budget} "
           f"queries per video and attack, untargeted, torch threads {args.threads}, "
           f"{args.device}; total {seconds:.0f} s\n")  # fmt: skip
     print(

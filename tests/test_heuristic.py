@@ -413,14 +413,48 @@ def test_benchmark_report_of_the_peers_alone(capsys, bench_module) -> None:
     mod = bench_module("heuristic_attack")
     file = paths.REPO_ROOT / "benchmarks/results/heuristic_movinet_a0_skip10_4v_2000q_seed0.jsonl"
     records = [json.loads(line) for line in file.read_text().splitlines()]
-    args = argparse.Namespace(model="movinet_a0", skip_surest=10, seed=0, candidates=10,
-                              budget=2000, mq_budget=2000, threads=1, device="cpu")  # fmt: skip
+    args = argparse.Namespace(model="movinet_a0", skip_surest=10, seed=0, attack_seed=0,
+                              candidates=10, budget=2000, mq_budget=2000, threads=1,
+                              device="cpu")  # fmt: skip
     peers = [r for r in records if r["attack"].startswith("ART")]
     results_by = {name: [None] * 4 for name in dict.fromkeys(r["attack"] for r in peers)}
     mod.report(args, results_by, peers, [500, 1000, 2000], 1.0)
     out = capsys.readouterr().out
     assert "(no hba rows in this run)" in out
     assert "| ART Sign-OPT (ART's random start) | 2.00 | 1.97 | 1.96 | 7.613 |" in out
+
+
+def test_benchmark_attack_seed_names_its_own_records(capsys, bench_module) -> None:
+    """``--attack-seed``: another draw of the attacks' probes on the same videos writes its own
+    records file (a resumed run must not take seed 0's rows as its own) and says so in the
+    report's header; the default (the video seed) keeps the file names and header of before."""
+    import argparse
+    import json
+
+    from hba_lib import paths
+
+    mod = bench_module("heuristic_attack")
+    base = dict(model="lrcn", split="test", skip_surest=0, videos=20, budget=10000, seed=0,
+                slice="")  # fmt: skip
+    same = mod.default_out(argparse.Namespace(**base, attack_seed=0))
+    other = mod.default_out(argparse.Namespace(**base, attack_seed=2))
+    assert same.name == "heuristic_lrcn_20v_10000q_seed0.jsonl"
+    assert other.name == "heuristic_lrcn_20v_10000q_seed0_attackseed2.jsonl"
+    val = mod.default_out(argparse.Namespace(**{**base, "split": "val"}, attack_seed=0))
+    assert val.name == "heuristic_lrcn_val_20v_10000q_seed0.jsonl"
+    file = paths.REPO_ROOT / "benchmarks/results/heuristic_lrcn_20v_10000q_seed0.jsonl"
+    peers = [r for r in map(json.loads, file.read_text().splitlines()) if r["attack"][:3] == "ART"]
+    results_by = {name: [None] * 20 for name in dict.fromkeys(r["attack"] for r in peers)}
+    args = argparse.Namespace(model="lrcn", split="test", skip_surest=0, seed=0, attack_seed=2,
+                              candidates=10, budget=10000, mq_budget=50000, threads=1,
+                              device="cpu")  # fmt: skip
+    mod.report(args, results_by, peers, [2000, 5000, 10000], 1.0)
+    assert "synthetic test set, 20 correctly classified videos (seed 0, attack seed 2)," in (
+        capsys.readouterr().out
+    )
+    args.attack_seed = 0
+    mod.report(args, results_by, peers, [2000, 5000, 10000], 1.0)
+    assert "videos (seed 0), 10 candidates" in capsys.readouterr().out
 
 
 def test_median_intervals_pair_the_videos_and_count_a_failure(
@@ -471,8 +505,9 @@ def test_benchmark_report_with_hba_rows_judges_the_goal(capsys, bench_module) ->
     mod = bench_module("heuristic_attack")
     file = paths.REPO_ROOT / "benchmarks/results/heuristic_movinet_a0_skip10_4v_2000q_seed0.jsonl"
     records = [json.loads(line) for line in file.read_text().splitlines()]
-    args = argparse.Namespace(model="movinet_a0", skip_surest=10, seed=0, candidates=10,
-                              budget=2000, mq_budget=2000, threads=1, device="cpu")  # fmt: skip
+    args = argparse.Namespace(model="movinet_a0", skip_surest=10, seed=0, attack_seed=0,
+                              candidates=10, budget=2000, mq_budget=2000, threads=1,
+                              device="cpu")  # fmt: skip
     chosen = "temporal [whole-video MAP] / hsja@dct:4+top:0.3:0.7"
     other = "temporal+spatial [whole-video MAP] / hsja@dct:4+top:0.3:0.7"
 

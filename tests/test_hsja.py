@@ -345,3 +345,23 @@ def test_normal_diagnostic_steps_on_the_true_normal_and_measures_the_estimate(
         if not replace:
             assert len(stats["whole"]) == 4 and all(0.0 < c < 1.0 for c in stats["whole"])
     assert distances[True] <= optimum * 1.02 < distances[False], (distances, optimum)
+
+
+def test_whitebox_floor_finds_the_closest_point_of_a_hyperplane(bench_module) -> None:
+    """``benchmarks/whitebox_floor.py``'s white-box reference: on a hyperplane, DDN then the
+    shrinking lands within a few per cent of the closest point and never below it (every
+    distance it reports is of an adversarial video); a video the box cannot flip reports
+    ``inf``, not the last point tried."""
+    mod = bench_module("whitebox_floor")
+    model, x, _ = linear_setup()
+    optimum = 2.0 / float(model.w.norm())
+    far = Linear2(model.w, float((model.w * x).sum()) + 1e6)  # out of reach in [0, 1]
+    for m, expect in ((model, optimum), (far, math.inf)):
+        xs = torch.stack([x, x])
+        l2, p = mod.whitebox_l2(m, xs, torch.zeros(2, dtype=torch.long), steps=200, restarts=2)
+        if math.isinf(expect):
+            assert math.isinf(l2[0]) and math.isinf(l2[1]) and float(p.abs().sum()) == 0.0
+            continue
+        assert optimum * (1 - 1e-5) <= l2.min() and l2.max() <= optimum * 1.03, (l2, optimum)
+        assert bool((m((xs + p).clamp(0, 1)).argmax(1) == 1).all())
+        assert abs(float(p[0].norm()) - l2[0]) < 1e-5

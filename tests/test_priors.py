@@ -9,7 +9,7 @@ import torch
 
 from hba_lib.attacks import HopSkipJump, SignOPT, make_optimizer
 from hba_lib.attacks.base import AttackState
-from hba_lib.oracle.priors import ProbePrior, edge_map, parse_prior
+from hba_lib.oracle.priors import ProbePrior, colour_edge_map, edge_map, parse_prior
 from hba_lib.oracle.queries import random_directions
 
 SHAPE = (3, 4, 8, 8)
@@ -27,7 +27,8 @@ def test_names_parse_and_bad_names_are_clear_errors() -> None:
     assert parse_prior("edge:2") == ProbePrior("edge", 2.0, 0.01)
     assert parse_prior("edge:2:0.1").floor == 0.1 and parse_prior("edge:2:0.1").spec == "edge:2:0.1"
     assert parse_prior("edge:1.5").spec == "edge:1.5"
-    for bad in ("edge", "edgy:2", "edge:x", "edge:1:2:3", "edge:-1"):
+    assert parse_prior("cedge:3") == ProbePrior("cedge", 3.0) != ProbePrior("edge", 3.0)
+    for bad in ("edge", "edgy:2", "edge:x", "edge:1:2:3", "edge:-1", "cedge"):
         with pytest.raises(ValueError):
             parse_prior(bad)
     with pytest.raises(TypeError):
@@ -42,6 +43,27 @@ def test_the_edge_map_lies_on_the_edge_and_nowhere_else() -> None:
     )
     with pytest.raises(ValueError):
         edge_map(torch.zeros(4, 8, 8))
+
+
+def test_the_colour_edge_map_sees_an_edge_of_equal_luminance() -> None:
+    """Red left half, green right half, the same luminance (the mean of the channels): the
+    luminance edge map is flat, the colour one lies on the edge, and so does the ``cedge``
+    prior's weight; on an edge of luminance both see it."""
+    x = torch.zeros(SHAPE)
+    x[0, ..., :4] = 0.6
+    x[1, ..., 4:] = 0.6
+    assert torch.all(edge_map(x, blur=1) == 0)
+    c = colour_edge_map(x, blur=1)
+    assert c.shape == SHAPE[1:] and torch.all(c[..., 3:5] > 0.25)
+    assert torch.all(c[..., :2] == 0) and torch.all(c[..., 6:] == 0)
+    std = ProbePrior("cedge", 2.0, floor=0.0).std(x)
+    assert torch.all(std[..., :2] == 0) and torch.all(std[..., 3:5] > 0)
+    flat = ProbePrior("edge", 2.0, floor=0.0).std(x)  # the luminance prior: nothing to weight by
+    assert torch.all(flat == 1)
+    lum = step_video()
+    assert torch.equal(colour_edge_map(lum, blur=1) > 0, edge_map(lum, blur=1) > 0)
+    with pytest.raises(ValueError):
+        colour_edge_map(torch.zeros(4, 8, 8))
 
 
 def test_probes_follow_the_weights_and_stay_in_the_mask() -> None:

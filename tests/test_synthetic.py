@@ -50,8 +50,18 @@ def test_train_and_test_differ_and_default_sizes(tmp_path, monkeypatch):
     monkeypatch.setattr(synthetic.paths, "CACHE", tmp_path)
     tr = synthetic.SyntheticActions("train", size=32, n_per_class=2)
     te = synthetic.SyntheticActions("test", size=32, n_per_class=2)
-    assert not any(np.array_equal(tr.videos[i], te.videos[i]) for i in range(len(te)))
-    assert synthetic.DEFAULT_N_PER_CLASS == {"train": 100, "test": 30}
+    va = synthetic.SyntheticActions("val", size=32, n_per_class=2)
+    for a, b in ((tr, te), (tr, va), (te, va)):
+        assert not any(np.array_equal(a.videos[i], b.videos[i]) for i in range(len(b)))
+    assert synthetic.DEFAULT_N_PER_CLASS == {"train": 100, "test": 30, "val": 30}
+    with pytest.raises(ValueError, match="'val'"):
+        synthetic.SyntheticActions("valid", size=32, n_per_class=1)
+    from hba_lib.data import get_dataset
+
+    got = get_dataset("synthetic", "val", size=32, n_per_class=2)
+    assert np.array_equal(got.videos, va.videos)
+    with pytest.raises(ValueError, match="'ucf101'.*'val'"):  # only the synthetic set has one
+        get_dataset("ucf101", "val")
 
 
 def test_cache_round_trip_and_corrupt_cache_is_rebuilt(tmp_path, monkeypatch):
@@ -95,7 +105,7 @@ def test_two_builders_of_one_split_at_once_both_succeed(tmp_path, monkeypatch):
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
-        ({"split": "val"}, "split"),
+        ({"split": "valid"}, "split"),
         ({"n_per_class": 0}, "n_per_class"),
         ({"size": 8}, "size"),
         ({"num_frames": 2}, "num_frames"),

@@ -11,15 +11,17 @@ DATASETS = ("synthetic", "ucf101", "hmdb51", "clips")
 
 
 def get_dataset(name: str, split: str = "test", **kwargs: Any) -> Dataset:
-    """Return the named data set's ``split`` ("train" or "test") as a torch Dataset.
+    """Return the named data set's ``split`` ("train" or "test"; the synthetic set also has
+    "val", videos that neither a model nor a reported table uses) as a torch Dataset.
 
     Every data set yields ``(video float [C, T, H, W] in [0, 1], label)`` and exposes
     ``classes``, ``videos`` (uint8 ``[N, T, H, W, C]``) and ``labels``. ``"clips"``: every video
     file in ``root=`` (no split: ``split`` is not used), labelled by a ``labels=`` mapping or by
     a ``model=``'s own prediction (:class:`~hba_lib.data.clips.VideoClips`).
     """
-    if split not in ("train", "test"):
-        raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+    splits = ("train", "test", "val") if name == "synthetic" else ("train", "test")
+    if split not in splits:
+        raise ValueError(f"split of {name!r} must be one of {splits}, got {split!r}")
     if name == "synthetic":
         from hba_lib.data.synthetic import SyntheticActions
 

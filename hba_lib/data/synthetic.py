@@ -8,7 +8,10 @@ vertically, orbit either way); every class draws its positions, angles and sizes
 *per-frame* distribution of what is seen is the same for all classes. One frame therefore
 cannot tell the class: only motion can, and key frames matter.
 
-Clips are deterministic by ``(seed, split, index)``; labels are balanced (``index % K``).
+Clips are deterministic by ``(seed, split, index)``; labels are balanced (``index % K``). Three
+splits: ``train`` (what the models learn from), ``test`` (what the tables report) and ``val``
+(neither: where an attack's constants are chosen on videos as far from the boundary as the
+test videos; the training videos sit farther from it).
 """
 
 from __future__ import annotations
@@ -36,8 +39,10 @@ CLASSES: tuple[str, ...] = (
     "orbit_cw",
     "orbit_ccw",
 )
-DEFAULT_N_PER_CLASS = {"train": 100, "test": 30}
-_SPLIT_ID = {"train": 0, "test": 1}
+DEFAULT_N_PER_CLASS = {"train": 100, "test": 30, "val": 30}
+# "val": videos no model trains on and no reported table attacks, drawn like the test split's,
+# for choosing an attack's constants on clips that behave like the reported ones
+_SPLIT_ID = {"train": 0, "test": 1, "val": 2}
 _SPRITE = 64  # sprites are drawn at this resolution and warped into the frame
 
 
@@ -197,7 +202,7 @@ def generate(
     from tqdm.auto import tqdm
 
     if split not in _SPLIT_ID:
-        raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+        raise ValueError(f"split must be 'train', 'test' or 'val', got {split!r}")
     n = DEFAULT_N_PER_CLASS[split] if n_per_class is None else int(n_per_class)
     if n < 1:
         raise ValueError(f"n_per_class must be >= 1, got {n}")
