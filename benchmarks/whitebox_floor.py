@@ -62,7 +62,7 @@ def is_adversarial(model, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 def ddn(model, x: torch.Tensor, y: torch.Tensor, steps: int = 500, gamma: float = 0.05,
         alpha: float = 0.5, eps0: float = 1.0, seed: int = 0) -> torch.Tensor:  # fmt: skip
     """One DDN run on the batch ``x [B, C, T, H, W]`` (labels ``y``): the smallest adversarial
-    perturbation per video it met (``inf``-norm rows of NaN where it met none)."""
+    perturbation per video it met (a row of NaN where it met none)."""
     gen = torch.Generator().manual_seed(seed)
     b = x.shape[0]
     flat = (b, -1)
