@@ -43,8 +43,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-PEERS = ("ART HopSkipJump (same start)", "ART Sign-OPT (ART's random start)")
-GOAL_L2 = 0.8
+from hba_lib.paths import load_script
+
+_intervals = load_script("benchmarks/median_intervals.py")  # the records as the verdict reads them
+PEERS, GOAL_L2 = _intervals.PEERS, _intervals.GOAL_L2
+kept_by_ranking = load_script("benchmarks/gradient_energy.py").kept_by_ranking
 
 
 def _logits(model, v: torch.Tensor) -> torch.Tensor:
@@ -139,24 +142,10 @@ def edge_share(x: torch.Tensor, p: torch.Tensor, area: float = 0.1, colour: bool
     ``area``, no better than flat."""
     from hba_lib.oracle.priors import colour_edge_map, edge_map
 
-    e = (colour_edge_map if colour else edge_map)(x).flatten()
-    energy = (p.double() ** 2).sum(0).flatten()
+    energy = (p.double() ** 2).sum(0)
     if float(energy.sum()) == 0.0:
         return math.nan
-    top = torch.topk(e, max(1, int(round(area * e.numel())))).indices
-    return float(energy[top].sum() / energy.sum())
-
-
-def read_records(path: Path) -> dict[str, dict[int, dict]]:
-    rows: dict[str, dict[int, dict]] = {}
-    for line in path.read_text().splitlines():
-        r = json.loads(line)
-        rows.setdefault(r["attack"], {})[r["video"]] = r
-    return rows
-
-
-def final_l2(r: dict) -> float:
-    return float(r["distance"]) if r["success"] else math.inf
+    return kept_by_ranking(energy, (colour_edge_map if colour else edge_map)(x), area)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -181,7 +170,9 @@ def main(argv: list[str] | None = None) -> int:
     from hba_lib.data.synthetic import SyntheticActions
     from hba_lib.models import load_default_model
 
-    rows = read_records(args.records)
+    records = [json.loads(line) for line in args.records.read_text().splitlines() if line.strip()]
+    rows = {name: {v: l2 for v, (_, l2) in by.items()}
+            for name, by in _intervals.last_values(records).items()}  # fmt: skip
     model = load_default_model(args.model)
     for p in model.parameters():
         p.requires_grad_(False)
@@ -206,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
         if missing:
             print(f"no such rows in {args.records}: {missing}", file=sys.stderr)
             return 2
-    med = {n: float(np.median([final_l2(rows[n][v]) for v in vids])) for n in peers + ours}
+    med = {n: float(np.median([rows[n][v] for v in vids])) for n in peers + ours}
     print(f"# White-box reference (DDN, {args.steps} steps x {args.restarts} restarts, shrunk; "
           f"gradients, no oracle) for {args.model}, synthetic {args.split} set, {len(vids)} "
           f"videos (seed {args.seed}); records {args.records.name}\n")  # fmt: skip
@@ -217,7 +208,7 @@ def main(argv: list[str] | None = None) -> int:
     for v in sorted(vids, key=lambda v: wb[vids.index(v)]):
         i = vids.index(v)
         w = wb[i]
-        cells = [f"{final_l2(rows[n][v]):.3f} ({final_l2(rows[n][v]) / w:.1f} x)" for n in cols]
+        cells = [f"{rows[n][v]:.3f} ({rows[n][v] / w:.1f} x)" for n in cols]
         shares = f"{edge_share(x[i], wb_p[i]):.2f} | {edge_share(x[i], wb_p[i], colour=True):.2f}"
         print(f"| {v} | {w:.3f} | {shares} | " + " | ".join(cells) + " |")
     wb_med = float(np.median(wb))
@@ -233,7 +224,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         print(f"White-box median L2 {wb_med:.3f} = {wb_med / bar:.2f} x the bar {verdict}")
         for n in ours:
-            ratio = np.median([final_l2(rows[n][v]) / wb[vids.index(v)] for v in vids])
+            ratio = np.median([rows[n][v] / wb[vids.index(v)] for v in vids])
             print(
                 f"- {n}: median L2 {med[n]:.3f} ({med[n] / bar:.2f} x the bar); per video, "
                 f"median {ratio:.2f} x the white-box L2"
