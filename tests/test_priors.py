@@ -28,7 +28,8 @@ def test_names_parse_and_bad_names_are_clear_errors() -> None:
     assert parse_prior("edge:2:0.1").floor == 0.1 and parse_prior("edge:2:0.1").spec == "edge:2:0.1"
     assert parse_prior("edge:1.5").spec == "edge:1.5"
     assert parse_prior("cedge:3") == ProbePrior("cedge", 3.0) != ProbePrior("edge", 3.0)
-    for bad in ("edge", "edgy:2", "edge:x", "edge:1:2:3", "edge:-1", "cedge"):
+    assert parse_prior("lcedge:3:0.1") == ProbePrior("lcedge", 3.0, 0.1) != ProbePrior("cedge", 3.0)
+    for bad in ("edge", "edgy:2", "edge:x", "edge:1:2:3", "edge:-1", "cedge", "lcedge"):
         with pytest.raises(ValueError):
             parse_prior(bad)
     with pytest.raises(TypeError):
@@ -64,6 +65,30 @@ def test_the_colour_edge_map_sees_an_edge_of_equal_luminance() -> None:
     assert torch.equal(colour_edge_map(lum, blur=1) > 0, edge_map(lum, blur=1) > 0)
     with pytest.raises(ValueError):
         colour_edge_map(torch.zeros(4, 8, 8))
+
+
+def test_the_mixed_prior_gives_each_edge_map_half_the_energy() -> None:
+    """``lcedge``: on a grey video the two maps agree, so it is ``edge``; on an edge of equal
+    luminance the luminance map is flat, so it is ``cedge`` at half the weight; on a video with
+    both kinds of edge it lies on both, and its weights average to 1 as the others' do."""
+    grey = step_video()
+    assert torch.allclose(
+        ProbePrior("lcedge", 3.0).std(grey), ProbePrior("edge", 3.0).std(grey), atol=1e-5
+    )
+    hue = torch.zeros(SHAPE)
+    hue[0, ..., :4] = 0.6
+    hue[1, ..., 4:] = 0.6
+    mixed = ProbePrior("lcedge", 2.0, floor=0.0).std(hue) ** 2
+    assert torch.allclose(mixed, ProbePrior("cedge", 2.0, floor=0.0).std(hue) ** 2 / 2)
+    both = torch.full(SHAPE, 0.2)
+    both[..., :, 6:] = 0.8  # a luminance edge between columns 5 and 6 ...
+    both[0, :, :4, :3] = 0.6  # ... and a red patch on grey of nearly its luminance
+    both[1:, :, :4, :3] = 0.1
+    var = ProbePrior("lcedge", 2.0, floor=0.0).std(both)[0] ** 2
+    lum = ProbePrior("edge", 2.0, floor=0.0).std(both)[0] ** 2
+    col = ProbePrior("cedge", 2.0, floor=0.0).std(both)[0] ** 2
+    assert torch.allclose(var, (lum + col) / 2) and abs(float(var.mean()) - 1) < 1e-5
+    assert float(var[..., 5:7].min()) > 0 and float(var[:, :4, 2:4].min()) > 0
 
 
 def test_probes_follow_the_weights_and_stay_in_the_mask() -> None:
