@@ -71,6 +71,31 @@ def test_hop_skip_jump_from_the_same_start() -> None:
     assert ds[0] == pytest.approx(res.info["start_distance"], rel=1e-5)
 
 
+@pytest.mark.parametrize("peer", ["sign-opt", "hsj"])
+def test_a_peer_leaves_numpy_global_generator_as_it_found_it(peer: str) -> None:
+    """ART draws from numpy's global generator; a peer seeds it for its run and puts the caller's
+    state back: the caller's next draw is what it would have been, and the peer's result depends
+    on its own seed, not on what the caller drew before."""
+    import numpy as np
+
+    def run(seed: int):
+        model, x, y, cands = setup()
+        oracle = Oracle(model, budget=300)
+        if peer == "sign-opt":
+            return sign_opt_untargeted(oracle, x, y, nb_classes=3, seed=seed, num_trial=10, k=20)
+        return hop_skip_jump(oracle, x, y, nb_classes=3, candidates=cands, seed=seed,
+                             max_iter=3, max_eval=50, init_eval=10)  # fmt: skip
+
+    np.random.seed(123)  # noqa: NPY002 - the caller's own use of the global generator
+    expected = np.random.rand(3)  # noqa: NPY002
+    np.random.seed(123)  # noqa: NPY002
+    first = run(0)
+    assert np.array_equal(np.random.rand(3), expected)  # noqa: NPY002 - as if never called
+    np.random.rand(7)  # noqa: NPY002 - the caller draws more before the next run
+    again = run(0)
+    assert again.queries == first.queries and torch.equal(again.x_adv, first.x_adv)
+
+
 def test_hop_skip_jump_mask_keeps_pixels() -> None:
     model, x, y, cands = setup()
     mask = torch.zeros(1, *SHAPE[1:])

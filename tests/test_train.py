@@ -188,6 +188,20 @@ def test_gpu_training_script_runs_a_tiny_config_on_cpu(tmp_path, capsys):
     assert "s/epoch" in out
 
 
+def test_train_leaves_torch_global_generator_as_it_found_it(tmp_path, tiny_data):
+    """train() seeds torch's global generator (initialisation, dropout): the caller's next draw
+    is what it would have been without the call, and the run is still the same run."""
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    first = _run(tmp_path / "a", tiny_data, epochs=1)
+    assert torch.equal(torch.rand(3), expected)
+    torch.rand(5)  # the caller draws more before the next run
+    again = _run(tmp_path / "b", tiny_data, epochs=1)
+    for a, b in zip(first.model.state_dict().values(), again.model.state_dict().values()):
+        assert torch.equal(a, b)
+
+
 def test_train_restores_cudnn_benchmark(tmp_path, tiny_data):
     """Issue 9 (6): train() set cudnn.benchmark = True on CUDA and never put it back, which made
     every later attack (batches of a new size at every step) re-tune cuDNN: 8.6x slower."""

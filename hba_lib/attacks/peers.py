@@ -24,8 +24,10 @@ This module imports ART on use; core code never does.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -162,7 +164,8 @@ def sign_opt_untargeted(
     """ART ``SignOPTAttack(targeted=False)`` on one video through ``oracle`` (counted, budgeted).
 
     ``art_kwargs`` go to ART (defaults: ART's, ``query_limit`` = the oracle's budget).
-    ART draws its random starts from numpy's global generator: seeded here with ``seed``.
+    ART draws its random starts from numpy's global generator: seeded here with ``seed`` for the
+    call, and put back as it was after (:func:`_numpy_seeded`).
     """
     from art.attacks.evasion import SignOPTAttack
 
@@ -182,10 +185,10 @@ def sign_opt_untargeted(
     left = oracle.remaining  # its own and its parents' budgets
     kw = {"query_limit": int(left) if math.isfinite(left) else 20000, **art_kwargs}
     attack = SignOPTAttack(est.classifier, targeted=False, verbose=False, **kw)
-    np.random.seed(seed)  # noqa: NPY002 - ART draws from numpy's global generator
     stop, info = "art_finished", {}
     try:
-        out = attack.generate(x.numpy()[None], np.array([label]))
+        with _numpy_seeded(seed):
+            out = attack.generate(x.numpy()[None], np.array([label]))
         info["art_output_distance"] = _art_output(x, out, info)
     except _Stop as exc:
         stop = _stopped(exc, info)
@@ -195,6 +198,19 @@ def sign_opt_untargeted(
     return _finish(
         "Sign-OPT", oracle, x, goal, est.closest.video, stop, t0, info, start, trace=est.trace
     )
+
+
+@contextlib.contextmanager
+def _numpy_seeded(seed: int) -> Iterator[None]:
+    """numpy's global generator seeded with ``seed`` inside the block (ART draws from it, and
+    takes no generator), and its state before the block put back after it, even on an error:
+    a peer's run leaves the caller's numpy draws as they were."""
+    state = np.random.get_state()  # noqa: NPY002 - ART draws from numpy's global generator
+    np.random.seed(seed)  # noqa: NPY002
+    try:
+        yield
+    finally:
+        np.random.set_state(state)  # noqa: NPY002
 
 
 def _art_output(x: torch.Tensor, out: np.ndarray, info: dict[str, Any]) -> float:
@@ -241,13 +257,13 @@ def hop_skip_jump(
     est.keep(init.x_adv.unsqueeze(0))  # the start, answered adversarial by its check
     kw = {"max_iter": 50, "max_eval": 1000, "init_eval": 100, "norm": 2, **art_kwargs}
     attack = HopSkipJump(est.classifier, targeted=False, verbose=False, **kw)
-    np.random.seed(seed)  # noqa: NPY002 - ART draws from numpy's global generator
     stop, info = "art_finished", {}
     extra = {} if mask is None else {"mask": mask.expand_as(x).numpy()[None].astype(np.float32)}
     try:
-        out = attack.generate(
-            x.numpy()[None], np.array([label]), x_adv_init=init.x_adv.numpy()[None], **extra
-        )
+        with _numpy_seeded(seed):
+            out = attack.generate(
+                x.numpy()[None], np.array([label]), x_adv_init=init.x_adv.numpy()[None], **extra
+            )
         info["art_output_distance"] = _art_output(x, out, info)
     except _Stop as exc:
         stop = _stopped(exc, info)

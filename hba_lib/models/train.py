@@ -235,21 +235,25 @@ def default_run_dir(config: TrainConfig) -> Path:
     return paths.RUNS / f"{config.model}_{config.dataset}_{config.size}px_seed{config.seed}"
 
 
-def _restores_cudnn_benchmark(fn):
-    """Run ``fn`` and put ``torch.backends.cudnn.benchmark`` back as it was, however it ends."""
+def _leaves_no_global_state(fn):
+    """Run ``fn`` and put back what it sets globally, however it ends: ``torch.backends.cudnn.
+    benchmark`` and torch's global random generators (training seeds them for the weights'
+    initialisation and dropout; a caller's next ``torch.rand`` is what it would have been)."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         prev = torch.backends.cudnn.benchmark
+        cuda = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
         try:
-            return fn(*args, **kwargs)
+            with torch.random.fork_rng(devices=cuda):
+                return fn(*args, **kwargs)
         finally:
             torch.backends.cudnn.benchmark = prev
 
     return wrapper
 
 
-@_restores_cudnn_benchmark
+@_leaves_no_global_state
 def train(
     model_name: str = "c3d_small",
     dataset: str = "synthetic",
