@@ -33,14 +33,20 @@ from hba_lib.oracle.subspace import parse_subspace
 AREAS = (0.05, 0.10, 0.30)
 
 
+def logits(model, v: torch.Tensor) -> torch.Tensor:
+    """``model(v)`` for a batch that may require grad (the models' input check reads
+    ``x.min()`` as a float, which warns then: the warning is silenced here, nothing else)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Converting a tensor with requires_grad")
+        return model(v)
+
+
 def margin_gradient(model, x: torch.Tensor, y: int) -> torch.Tensor:
     """The gradient of ``logit_y - max_{k != y} logit_k`` at ``x`` (``[C, T, H, W]``)."""
     v = x.clone().unsqueeze(0).requires_grad_(True)
-    with warnings.catch_warnings():  # the models' input check reads x.min() as a float
-        warnings.filterwarnings("ignore", message="Converting a tensor with requires_grad")
-        logits = model(v)[0]
-    other = torch.cat([logits[:y], logits[y + 1 :]]).max()
-    (logits[y] - other).backward()
+    logits_ = logits(model, v)[0]
+    other = torch.cat([logits_[:y], logits_[y + 1 :]]).max()
+    (logits_[y] - other).backward()
     return v.grad[0].detach()
 
 

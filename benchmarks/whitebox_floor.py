@@ -37,7 +37,6 @@ import argparse
 import json
 import math
 import sys
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -47,13 +46,8 @@ from hba_lib.paths import load_script
 
 _intervals = load_script("benchmarks/median_intervals.py")  # the records as the verdict reads them
 PEERS, GOAL_L2 = _intervals.PEERS, _intervals.GOAL_L2
-kept_by_ranking = load_script("benchmarks/gradient_energy.py").kept_by_ranking
-
-
-def _logits(model, v: torch.Tensor) -> torch.Tensor:
-    with warnings.catch_warnings():  # the models' input check reads x.min() as a float
-        warnings.filterwarnings("ignore", message="Converting a tensor with requires_grad")
-        return model(v)
+_energy = load_script("benchmarks/gradient_energy.py")
+kept_by_ranking, _logits = _energy.kept_by_ranking, _energy.logits
 
 
 def is_adversarial(model, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
