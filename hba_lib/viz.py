@@ -855,6 +855,30 @@ def edge_prior_panels(x: torch.Tensor, edge: torch.Tensor, probes: Mapping[str, 
     return fig
 
 
+def edge_maps_panels(x: torch.Tensor, maps: Mapping[str, torch.Tensor], frame: int,
+                     title: str) -> plt.Figure:  # fmt: skip
+    """One frame of a video ``x [C, T, H, W]`` and, beside it, one column per edge map
+    ``[T, H, W]`` of ``maps`` (name -> map; ``hba_lib.oracle.priors``), each on its own scale
+    (dark = flat, bright = its strongest edge)."""
+    cols = 1 + len(maps)
+    with style(0.8):
+        fig, axes = plt.subplots(1, cols, figsize=(1.9 * cols, 2.4), squeeze=False)
+        axes = axes[0]
+        axes[0].imshow(as_frames(x)[frame].squeeze())
+        axes[0].set_title(f"frame t={frame}", fontsize=9)
+        for ax, (name, m) in zip(axes[1:], maps.items()):
+            e = torch.as_tensor(m).detach().float().cpu()[frame].numpy()
+            ax.imshow(e, cmap="magma", vmin=0, vmax=max(float(e.max()), 1e-12))
+            ax.set_title(name, fontsize=9)
+        for ax in axes:
+            ax.set_xticks([])
+            ax.set_yticks([])
+            ax.grid(False)
+        fig.suptitle(title)
+        fig.tight_layout()
+    return fig
+
+
 def boundary_step_sketch(n_probes: int = 30, delta: float = 0.45, seed: int = 0) -> plt.Figure:
     """One HopSkipJump iteration drawn on a 2-D toy: the adversarial region is a disc, ``x``
     the origin; from the boundary point ``x_b``, ``n_probes`` probes at radius ``delta`` give

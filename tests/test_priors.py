@@ -91,6 +91,28 @@ def test_the_mixed_prior_gives_each_edge_map_half_the_energy() -> None:
     assert float(var[..., 5:7].min()) > 0 and float(var[:, :4, 2:4].min()) > 0
 
 
+def test_exercise_10_5_is_what_the_library_computes(monkeypatch) -> None:
+    """Notebook 10's exercise on ``lcedge``: the library's weights on the exercise's two maps
+    (a luminance edge on a set A of 10 % of the pixels, a colour edge on A and on another 10 %,
+    B) put on B the share its reference answer says."""
+    from hba_lib.exercises import nb10
+    from hba_lib.oracle import priors
+
+    shape = (3, 10, 10, 10)  # 1,000 pixels: A and B are 100 each
+    order = torch.randperm(1000, generator=torch.Generator().manual_seed(0))
+    a = torch.zeros(1000, dtype=torch.bool)
+    b = torch.zeros(1000, dtype=torch.bool)
+    a[order[:100]], b[order[100:200]] = True, True
+    a, b = a.view(shape[1:]), b.view(shape[1:])
+    monkeypatch.setitem(priors.EDGE_MAPS, "edge", lambda x: 0.7 * a.float())
+    monkeypatch.setitem(priors.EDGE_MAPS, "cedge", lambda x: 0.3 * (a | b).float())
+    var = ProbePrior("lcedge", 3.0).std(torch.zeros(shape))[0] ** 2
+    assert 100 * float(var[b].sum() / var.sum()) == pytest.approx(nb10._LC, rel=1e-5)
+    for kind, share in (("edge", 0.1), ("cedge", 49.6)):  # the wrong answers it names
+        var = ProbePrior(kind, 3.0).std(torch.zeros(shape))[0] ** 2
+        assert 100 * float(var[b].sum() / var.sum()) == pytest.approx(share, abs=0.05)
+
+
 def test_probes_follow_the_weights_and_stay_in_the_mask() -> None:
     x = step_video()
     std = ProbePrior("edge", 2.0, floor=0.0).std(x)

@@ -114,6 +114,11 @@ def test_notebook_10_figures():
     assert [ax.get_title() for ax in fig.axes] == ["frame t=2", "edge map e", "full", "resize:4"]
     assert np.allclose(fig.axes[1].get_images()[0].get_array(), edge[2].numpy())  # frame t=2
     plt.close(fig)
+    colour = torch.rand(4, 8, 8)
+    fig = viz.edge_maps_panels(x, {"luminance": edge, "colour": colour}, 1, "edge maps")
+    assert [ax.get_title() for ax in fig.axes] == ["frame t=1", "luminance", "colour"]
+    assert np.allclose(fig.axes[2].get_images()[0].get_array(), colour[1].numpy())  # its frame
+    plt.close(fig)
     fig = viz.boundary_step_sketch(seed=0)
     title = fig.axes[0].get_title()  # "... ||x_b - x|| = a -> b (closest c)": the step got closer
     a, b = (float(s) for s in title.split("= ")[1].split(" (")[0].split(" -> "))

@@ -87,46 +87,51 @@ register(
     )
 )
 
-# 10.4: an edge map that is c > 0 on a share 0.1 of the pixels and 0 elsewhere, prior edge:3,
-# floor 0.01. e^P / mean(e^P) = 1 / 0.1 = 10 on the edges (whatever c and P), 0 elsewhere.
-_EDGES, _FLOOR = 0.1, 0.01
-_S2_EDGE, _S2_FLAT = 1 / _EDGES + _FLOOR, _FLOOR  # s^2 on an edge pixel, on a flat one
+_FLOOR = 0.01  # the priors' floor F
+
+# 10.4: set A (10 % of the pixels) has a luminance edge the colour map sees too; set B (another
+# 10 %) a hue-only outline; the colour map is the same value on A and B. lcedge:3, floor 0.01:
+# w_l = 1 / 0.1 = 10 on A, 0 elsewhere; w_c = 1 / 0.2 = 5 on A and B; s^2 = (w_l + w_c) / 2 + F.
+_A = _B = 0.1
+_W_L, _W_C = 1 / _A, 1 / (_A + _B)
 
 
-def _share(on: float, off: float) -> float:
-    """Percent of sum(s^2) on the edges, ``on`` / ``off`` the per-pixel weights."""
-    return 100 * _EDGES * on / (_EDGES * on + (1 - _EDGES) * off)
+def _share_b(on_a: float, on_b: float, off: float) -> float:
+    """Percent of sum(s^2) on B, given s^2 on A, on B and elsewhere."""
+    return 100 * _B * on_b / (_A * on_a + _B * on_b + (1 - _A - _B) * off)
 
 
-_SHARE = _share(_S2_EDGE, _S2_FLAT)
-_WRONG = {
-    round(100 * _EDGES, 1): "that is the flat probes' share, 10 % of the energy on 10 % of the "
-    "pixels; the prior gives every edge pixel s^2 = 10 + 0.01 and the others only the floor.",
-    100.0: "that forgets the floor: the other 90 % of the pixels keep s^2 = F = 0.01 each, so "
-    "a little of the energy stays off the edges (every pixel stays reachable).",
-    round(_share(_S2_EDGE**0.5, _S2_FLAT**0.5), 1): "that adds up s, the standard deviation; a "
-    "probe's expected energy on a pixel is its variance s^2.",
-    round(_share(1 / _EDGES, _FLOOR**0.5), 1): "that gives the flat pixels s^2 = 0.1; the floor "
-    "F = 0.01 is added to s^2 itself (s = 0.1 there).",
+_LC = _share_b((_W_L + _W_C) / 2 + _FLOOR, _W_C / 2 + _FLOOR, _FLOOR)
+_WRONG_LC = {
+    round(_share_b(_W_L + _FLOOR, _FLOOR, _FLOOR), 1): "that is edge:3's share: the luminance "
+    "map does not see the hue-only outline, so only the floor reaches it.",
+    round(_share_b(_W_C + _FLOOR, _W_C + _FLOOR, _FLOOR), 1): "that is cedge:3's share, the colour "
+    "map alone; lcedge gives each map half of the energy.",
+    round(_share_b((_W_L + _W_C) / 2, _W_C / 2, 0.0), 1): "that forgets the floor F = 0.01 on "
+    "every pixel, outside A and B too.",
+    50.0: "that splits the energy half and half between A and B; A gets both maps' weight, B only "
+    "the colour map's.",
 }
 
 register(
     Exercise(
         id="10.4",
-        question="A video's edge map e is the same c > 0 on 10 % of its pixels and 0 on the other "
-        "90 %. With the prior edge:3 (floor F = 0.01) and no mask, what share of a probe's "
-        "expected energy (the sum over pixels of s^2) lies on those 10 %, in percent?",
+        question="A video's luminance edge map is the same c > 0 on a set A of 10 % of its pixels "
+        "and 0 elsewhere; its colour edge map is the same c' > 0 on A and on another 10 %, B (an "
+        "outline in hue only), and 0 elsewhere. With the prior lcedge:3 (floor F = 0.01) and no "
+        "mask, what share of a probe's expected energy lies on B, in percent (to one decimal)?",
         checker=number(
-            _SHARE,
-            rel_tol=1e-3,
-            mistakes=_WRONG,
-            explain=f"e^3 / mean(e^3) = 1 / 0.1 = 10 on the edges (whatever c) and 0 elsewhere, "
-            f"so s^2 = 10.01 there and 0.01 elsewhere: 0.1 x 10.01 / (0.1 x 10.01 + 0.9 x 0.01) "
-            f"= {_SHARE:.1f} %, against 10 % for the flat probes.",
+            _LC,
+            rel_tol=3e-3,  # 24.9 passes, 25.0 (the floor forgotten) does not
+            mistakes=_WRONG_LC,
+            explain=f"w = e^3 / mean(e^3): the luminance map's is 10 on A, the colour map's 5 on "
+            f"A and B; s^2 = (w_l + w_c) / 2 + F is 7.51 on A, 2.51 on B, 0.01 elsewhere, so B "
+            f"holds 0.1 x 2.51 / (0.1 x 7.51 + 0.1 x 2.51 + 0.8 x 0.01) = {_LC:.1f} % (edge:3: "
+            f"0.1 %, cedge:3: 49.6 %).",
         ),
-        reference=round(_SHARE, 1),
-        hint="s^2 = e^P / mean(e^P) + F per pixel; the share is the edges' sum of s^2 over the "
-        "whole video's.",
-        wrong=tuple(_WRONG),
+        reference=round(_LC, 1),
+        hint="Normalise each map's e^3 by its own mean, average the two, add F; then the share "
+        "is B's sum of s^2 over the whole video's.",
+        wrong=tuple(_WRONG_LC),
     )
 )
