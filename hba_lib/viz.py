@@ -829,22 +829,24 @@ def probe_directions(rows: Mapping[str, tuple[torch.Tensor, Mapping[str, torch.T
     return fig
 
 
-def edge_prior_panels(x: torch.Tensor, edge: torch.Tensor, probes: Mapping[str, torch.Tensor],
-                      frame: int, title: str) -> plt.Figure:  # fmt: skip
-    """One frame of a video ``x [C, T, H, W]``, its edge map ``edge [T, H, W]``
-    (``hba_lib.oracle.priors.edge_map``; dark = flat, bright = strong edge) and one column per
-    probe ``[C, T, H, W]`` of ``probes`` (name -> probe), each amplified on that frame (grey = 0)."""
-    cols = 2 + len(probes)
+def _edge_column(name: str, edge: torch.Tensor, frame: int) -> tuple[str, np.ndarray, dict]:
+    """A column of :func:`_frame_row`: an edge map ``[T, H, W]`` on that frame, on its own scale
+    (dark = flat, bright = its strongest edge)."""
+    e = torch.as_tensor(edge).detach().float().cpu()[frame].numpy()
+    return name, e, {"cmap": "magma", "vmin": 0, "vmax": max(float(e.max()), 1e-12)}
+
+
+def _frame_row(x: torch.Tensor, frame: int, columns: list[tuple[str, np.ndarray, dict]],
+               title: str) -> plt.Figure:  # fmt: skip
+    """One frame of ``x [C, T, H, W]``, then one panel per ``(name, image, imshow kwargs)``."""
+    cols = 1 + len(columns)
     with style(0.8):
         fig, axes = plt.subplots(1, cols, figsize=(1.9 * cols, 2.4), squeeze=False)
         axes = axes[0]
         axes[0].imshow(as_frames(x)[frame].squeeze())
         axes[0].set_title(f"frame t={frame}", fontsize=9)
-        e = torch.as_tensor(edge).detach().float().cpu()[frame].numpy()
-        axes[1].imshow(e, cmap="magma", vmin=0, vmax=max(float(e.max()), 1e-12))
-        axes[1].set_title("edge map e", fontsize=9)
-        for ax, (name, u) in zip(axes[2:], probes.items()):
-            ax.imshow(as_frames(amplify(torch.as_tensor(u)[:, frame : frame + 1]))[0].squeeze())
+        for ax, (name, image, kwargs) in zip(axes[1:], columns):
+            ax.imshow(image, **kwargs)
             ax.set_title(name, fontsize=9)
         for ax in axes:
             ax.set_xticks([])
@@ -853,6 +855,18 @@ def edge_prior_panels(x: torch.Tensor, edge: torch.Tensor, probes: Mapping[str, 
         fig.suptitle(title)
         fig.tight_layout()
     return fig
+
+
+def edge_prior_panels(x: torch.Tensor, edge: torch.Tensor, probes: Mapping[str, torch.Tensor],
+                      frame: int, title: str) -> plt.Figure:  # fmt: skip
+    """One frame of a video ``x [C, T, H, W]``, its edge map ``edge [T, H, W]``
+    (``hba_lib.oracle.priors.edge_map``; dark = flat, bright = strong edge) and one column per
+    probe ``[C, T, H, W]`` of ``probes`` (name -> probe), each amplified on that frame (grey = 0)."""
+    columns = [_edge_column("edge map e", edge, frame)] + [
+        (name, as_frames(amplify(torch.as_tensor(u)[:, frame : frame + 1]))[0].squeeze(), {})
+        for name, u in probes.items()
+    ]
+    return _frame_row(x, frame, columns, title)
 
 
 def edge_maps_panels(x: torch.Tensor, maps: Mapping[str, torch.Tensor], frame: int,
@@ -860,23 +874,7 @@ def edge_maps_panels(x: torch.Tensor, maps: Mapping[str, torch.Tensor], frame: i
     """One frame of a video ``x [C, T, H, W]`` and, beside it, one column per edge map
     ``[T, H, W]`` of ``maps`` (name -> map; ``hba_lib.oracle.priors``), each on its own scale
     (dark = flat, bright = its strongest edge)."""
-    cols = 1 + len(maps)
-    with style(0.8):
-        fig, axes = plt.subplots(1, cols, figsize=(1.9 * cols, 2.4), squeeze=False)
-        axes = axes[0]
-        axes[0].imshow(as_frames(x)[frame].squeeze())
-        axes[0].set_title(f"frame t={frame}", fontsize=9)
-        for ax, (name, m) in zip(axes[1:], maps.items()):
-            e = torch.as_tensor(m).detach().float().cpu()[frame].numpy()
-            ax.imshow(e, cmap="magma", vmin=0, vmax=max(float(e.max()), 1e-12))
-            ax.set_title(name, fontsize=9)
-        for ax in axes:
-            ax.set_xticks([])
-            ax.set_yticks([])
-            ax.grid(False)
-        fig.suptitle(title)
-        fig.tight_layout()
-    return fig
+    return _frame_row(x, frame, [_edge_column(n, m, frame) for n, m in maps.items()], title)
 
 
 def boundary_step_sketch(n_probes: int = 30, delta: float = 0.45, seed: int = 0) -> plt.Figure:
