@@ -31,7 +31,10 @@ Prints
 1. the paper's metrics per hba row (FR, MQ with init / opt, MAP, MAP*, S, mean L2 and L-inf),
    and the MQ ratio ``temporal+spatial / opt`` (paper: 0.68-0.73 at FR 100 %);
 2. the median MAP (0-255) and the median L2 ([0, 1] units) reached within each
-   ``--checkpoints`` budget (2k, 5k and 10k queries by default) by every row, a video without an adversarial point by then counting as ``inf``;
+   ``--checkpoints`` budget (2k, 5k and 10k queries by default) by every row, a video without an
+   adversarial point by then counting as ``inf``; before the last budget the best of each
+   metric seen, at the last budget the video the attack returned (one video for both metrics:
+   ``median_intervals.final_pair``);
 3. the goal: a hba configuration whose median MAP at the last budget is at most half the
    better peer's **and** whose median L2 is at most 0.8 times the better peer's, FR 100 %, no
    clean video returned as a success (the peers: ART Sign-OPT and ART HopSkipJump); and, where
@@ -71,8 +74,10 @@ import torch
 
 from hba_lib import metrics
 from hba_lib.attacks import attack_set, make_attack
+from hba_lib.paths import load_script
 
 CHECKPOINTS = "2000,5000,10000"
+_final_pair = load_script("benchmarks/median_intervals.py").final_pair  # the verdict's reading
 REAL_MODELS = ("movinet_a0",)
 ACCEPTANCE_LABELS = {"whole_video": "whole-video MAP", "adversarial_once_under_omega": "authors"}
 PEER_NAMES = {
@@ -386,7 +391,7 @@ def report(args, results_by: dict, records: list[dict], budgets: list[int], seco
             print(f"\nMQ ratio temporal+spatial / opt ({opt_name}): {ratio:.2f} (paper 0.68-0.73)")
 
     print("\n## Median MAP (0-255) and median L2 ([0, 1] units) within a budget (a video not yet "
-          "fooled counts as inf)\n")  # fmt: skip
+          "fooled counts as inf; at the last budget, the video the attack returned)\n")  # fmt: skip
     heads = [f"MAP {_k(b)}" for b in budgets] + [f"L2 {_k(b)}" for b in budgets]
     print("| attack | " + " | ".join(heads) + f" | FR % at {budgets[-1]:,} |")
     print("|---|" + "---:|" * (len(heads) + 1))
@@ -395,10 +400,11 @@ def report(args, results_by: dict, records: list[dict], budgets: list[int], seco
         rs = [r for r in records if r["attack"] == name]
         at = np.array([r["map_at"] for r in rs], dtype=float)
         l2 = np.array([r.get("l2_at", [math.nan] * len(budgets)) for r in rs], dtype=float)
-        # a returned video that the final check did not answer adversarial (a clip on the
-        # boundary can be answered differently alone than in a batch) is not fooled at the end
-        failed = np.array([r["attacked"] and not r["success"] for r in rs])
-        at[failed, -1] = l2[failed, -1] = math.inf
+        # at the last budget, one video for both metrics: the returned one where the attack
+        # ended within the budget (a narrowed support's returned video can be farther in L2
+        # than one seen before; the trace's best MAP and best L2 can be two videos), inf where
+        # its final check failed (a clip on the boundary can be answered otherwise alone)
+        at[:, -1], l2[:, -1] = np.array([_final_pair(r, budgets[-1]) for r in rs]).T
         med_map[name], med_l2[name] = np.median(at, axis=0), np.median(l2, axis=0)
         fr_at[name] = 100 * np.mean(np.isfinite(at[:, -1]))  # fooled within the last budget
         cells = [f"{v:.2f}" for v in med_map[name]] + [f"{v:.3f}" for v in med_l2[name]]
@@ -457,9 +463,9 @@ def report(args, results_by: dict, records: list[dict], budgets: list[int], seco
         if not pairs:
             continue
         cells = []
-        for key in ("l2_at", "map_at"):
-            a = np.array([r[key][-1] if r["success"] else math.inf for r, _ in pairs])
-            b = np.array([p[key][-1] if p["success"] else math.inf for _, p in pairs])
+        for k in (1, 0):  # L2, then MAP, as the verdict reads them
+            a = np.array([_final_pair(r, budgets[-1])[k] for r, _ in pairs])
+            b = np.array([_final_pair(p, budgets[-1])[k] for _, p in pairs])
             with np.errstate(divide="ignore", invalid="ignore"):
                 ratio = np.where(b > 0, a / b, np.inf)
             cells += [f"{int((a < b).sum())} of {len(pairs)}", f"{np.median(ratio):.2f}"]

@@ -165,8 +165,8 @@ def main(argv: list[str] | None = None) -> int:
     from hba_lib.models import load_default_model
 
     records = [json.loads(line) for line in args.records.read_text().splitlines() if line.strip()]
-    rows = {name: {v: l2 for v, (_, l2) in by.items()}
-            for name, by in _intervals.last_values(records).items()}  # fmt: skip
+    finals = _intervals.last_values(records, _intervals.budget_of(args.records))
+    rows = {name: {v: l2 for v, (_, l2) in by.items()} for name, by in finals.items()}
     model = load_default_model(args.model)
     for p in model.parameters():
         p.requires_grad_(False)

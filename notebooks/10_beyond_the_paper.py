@@ -437,9 +437,9 @@ pd.DataFrame(rows).set_index("row").round(3)
 #   MAP by construction and must earn its L2.
 # - A **low-frequency subspace** (`resize:S`, `dct:S`) draws probes in `k << N` dimensions of
 #   smooth changes; times the mask, they stay in the mask. On the 32 x 32 synthetic clips they
-#   lose; on MoViNet-A0's 112 x 112 real clips `dct:4` takes a sixth off the L2 at 2,000
+#   lose; on MoViNet-A0's 112 x 112 real clips `dct:4` takes 13 % off the L2 at 2,000
 #   queries, and with key frames but no salient regions (`temporal`, whole-video bound) it
-#   beats ART Sign-OPT in both metrics, 0.25 x its MAP and 0.53 x its L2 (`docs/models.md`).
+#   beats ART Sign-OPT in both metrics, 0.25 x its MAP and 0.58 x its L2 (`docs/models.md`).
 # - A **probe prior** changes how much of each pixel a probe moves: `edge:P` draws it with
 #   `s^2 = e^P / mean(e^P) + F` from the clean video's **edge map** (no query). The estimate
 #   then points along `S^2 w` (`w` the normal), still across the boundary, and is less noisy

@@ -463,7 +463,9 @@ def test_median_intervals_pair_the_videos_and_count_a_failure(
     """``benchmarks/median_intervals.py``: a row at exactly 0.4 x the peer's MAP and 0.6 x its L2
     on every video keeps those ratios in every paired resample (goal holds in 100 %); an unpaired
     resampling would scatter them. One video not fooled: the goal holds only in the resamples
-    that leave that video out, about (1 - 1/n)^n of them."""
+    that leave that video out, about (1 - 1/n)^n of them. At the last budget a row is read at
+    the video it returned, one video for both metrics, even where its trace saw a closer one
+    (a narrowed support); a run past the budget (to a stopping rule) at its best within it."""
     import json
 
     mod = bench_module("median_intervals")
@@ -472,24 +474,36 @@ def test_median_intervals_pair_the_videos_and_count_a_failure(
     peer = rng.lognormal(0.0, 1.0, size=n)  # very unequal videos: unpaired ratios would move
     lines = []
     for v in range(n):
-        for name, m, l2, ok in [
-            ("ART HopSkipJump (same start)", peer[v], peer[v], True),
-            ("ART Sign-OPT (ART's random start)", 3 * peer[v], 3 * peer[v], True),
-            ("steady", 0.4 * peer[v], 0.6 * peer[v], True),
-            ("one miss", 0.4 * peer[v], 0.6 * peer[v], v != 7),
+        p = peer[v]
+        for name, m, l2, ok, ret, queries in [
+            ("ART HopSkipJump (same start)", p, p, True, (p, p), 100),
+            ("ART Sign-OPT (ART's random start)", 3 * p, 3 * p, True, (3 * p, 3 * p), 100),
+            ("steady", 0.4 * p, 0.6 * p, True, (0.4 * p, 0.6 * p), 100),
+            ("one miss", 0.4 * p, 0.6 * p, v != 7, (0.4 * p, 0.6 * p), 100),
+            ("narrowed", 0.4 * p, 0.6 * p, True, (0.4 * p, 0.9 * p), 100),  # saw a closer one
+            ("past the budget", 0.4 * p, 0.6 * p, True, (0.1 * p, 0.1 * p), 500),
         ]:
             lines.append(json.dumps({"attack": name, "video": v, "attacked": True, "success": ok,
-                                     "map_at": [9.0, m], "l2_at": [9.0, l2]}))  # fmt: skip
-    file = tmp_path / "records.jsonl"
+                                     "map_at": [9.0, m], "l2_at": [9.0, l2], "map": ret[0],
+                                     "distance": ret[1], "queries": queries}))  # fmt: skip
+    file = tmp_path / "records_100q_seed0.jsonl"
     file.write_text("\n".join(lines) + "\n")
+    assert mod.budget_of(file) == 100
     assert mod.main([str(file), "--draws", "4000"]) == 0
     out = capsys.readouterr().out
     assert "better peer in MAP: ART HopSkipJump" in out
     assert "| steady | 0.40 | 0.40-0.40 | 0.60 | 0.60-0.60 | 100 % |" in out
+    assert "| narrowed | 0.40 | 0.40-0.40 | 0.90 | 0.90-0.90 | 0 % |" in out
+    assert "| past the budget | 0.40 | 0.40-0.40 | 0.60 | 0.60-0.60 | 100 % |" in out
     miss = next(line for line in out.splitlines() if line.startswith("| one miss |"))
     holds = float(miss.split("|")[-2].strip(" %")) / 100
     assert abs(holds - (1 - 1 / n) ** n) < 0.03, miss
     assert mod.main([str(file), "--rows", "nobody"]) == 2
+    unnamed = tmp_path / "records.jsonl"
+    unnamed.write_text(file.read_text())
+    with pytest.raises(ValueError, match="give --budget"):
+        mod.main([str(unnamed)])
+    assert mod.main([str(unnamed), "--budget", "100", "--rows", "steady"]) == 0
 
 
 def test_benchmark_report_with_hba_rows_judges_the_goal(capsys, bench_module) -> None:
@@ -520,7 +534,7 @@ def test_benchmark_report_with_hba_rows_judges_the_goal(capsys, bench_module) ->
 
     out = report(records)
     assert f"Goal (the better peer in each metric): MET by {chosen}, {other}" in out
-    assert f"- {chosen}: MAP 0.27 (0.14 x), L2 3.323 (0.45 x), FR 100 %: MAP ok, L2 ok" in out
+    assert f"- {chosen}: MAP 0.28 (0.14 x), L2 3.323 (0.45 x), FR 100 %: MAP ok, L2 ok" in out
     missed = [dict(r) for r in records]
     first = next(r for r in missed if r["attack"] == chosen)
     first["success"] = False  # its final check failed: not fooled at the last budget
