@@ -541,3 +541,18 @@ def test_benchmark_report_with_hba_rows_judges_the_goal(capsys, bench_module) ->
     out = report(missed)
     assert f"Goal (the better peer in each metric): MET by {other}\n" in out
     assert f"- {chosen}: " in out and "FR 75 %" in out
+
+
+def test_choose_optimizer_reads_each_row_at_its_returned_video(bench_module) -> None:
+    """``benchmarks/choose_optimizer.py``'s medians are the verdict's: a run's returned video
+    (one video for both metrics), not the best of each metric its trace saw; a failed final
+    check counts as not fooled (inf, and FR below 100 %)."""
+    mod = bench_module("choose_optimizer")
+    recs = [{"attacked": True, "success": True, "queries": 100, "map_at": [9.0, 1.0],
+             "l2_at": [9.0, 2.0], "map": 1.5, "distance": 3.0} for _ in range(3)]  # fmt: skip
+    assert mod.medians(recs) == (1.5, 3.0, 100.0)
+    recs[0] = {**recs[0], "success": False}
+    m, l2, fr = mod.medians(recs)
+    assert (m, l2) == (1.5, 3.0) and abs(fr - 200 / 3) < 1e-9
+    recs[1] = {**recs[1], "success": False}
+    assert mod.medians(recs)[:2] == (math.inf, math.inf)
