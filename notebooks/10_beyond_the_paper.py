@@ -43,8 +43,8 @@
 #   (`hsja+edge:3+top:0.3:0.7`) cuts MAP at no cost in L2;
 # - how to compare optimizers on the same videos at equal budgets, in MAP and in L2.
 #
-# **Time to run:** about 5 minutes on 2 CPU cores at the defaults (2 videos, 2,000 queries
-# each, 2 configurations x 5 optimizers); at paper scale
+# **Time to run:** about a minute and a half on 2 CPU cores at the defaults (2 videos, 2,000
+# queries each, 2 configurations x 5 optimizers); at paper scale
 # (`params/10_beyond_the_paper_full.yaml`, 20 videos, 10,000 queries, on a GPU) about an hour
 # and a half.
 # It needs nothing from earlier notebooks: data and checkpoints come from `hba_lib`.
