@@ -98,7 +98,11 @@ def main(argv: list[str] | None = None) -> int:
     if not args.records.is_file():
         print(f"no records at {args.records}", file=sys.stderr)
         return 2
-    budget = args.budget if args.budget is not None else budget_of(args.records)
+    try:
+        budget = args.budget if args.budget is not None else budget_of(args.records)
+    except ValueError as exc:
+        print(exc, file=sys.stderr)
+        return 2
     values = last_values([json.loads(line) for line in args.records.open() if line.strip()], budget)
     peers = [k for k in PEERS if k in values]
     if not peers:
