@@ -463,9 +463,10 @@ def report(args, results_by: dict, records: list[dict], budgets: list[int], seco
         if not pairs:
             continue
         cells = []
+        ours_at = np.array([_final_pair(r, budgets[-1]) for r, _ in pairs])  # (MAP, L2) a video
+        peer_at = np.array([_final_pair(p, budgets[-1]) for _, p in pairs])
         for k in (1, 0):  # L2, then MAP, as the verdict reads them
-            a = np.array([_final_pair(r, budgets[-1])[k] for r, _ in pairs])
-            b = np.array([_final_pair(p, budgets[-1])[k] for _, p in pairs])
+            a, b = ours_at[:, k], peer_at[:, k]
             with np.errstate(divide="ignore", invalid="ignore"):
                 ratio = np.where(b > 0, a / b, np.inf)
             cells += [f"{int((a < b).sum())} of {len(pairs)}", f"{np.median(ratio):.2f}"]

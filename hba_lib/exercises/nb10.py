@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 
 from hba_lib.exercises import Exercise, number, register
+from hba_lib.oracle.priors import DEFAULT_FLOOR
 
 _N = 3 * 16 * 32 * 32  # values of a 3 x 16 x 32 x 32 video
 _L2 = math.sqrt(_N) * 2.0 / (255 * math.sqrt(0.1))
@@ -87,7 +88,7 @@ register(
     )
 )
 
-_FLOOR = 0.01  # the priors' floor F
+_FLOOR = DEFAULT_FLOOR  # the priors' floor F, 0.01
 
 # 10.4: set A (10 % of the pixels) has a luminance edge the colour map sees too; set B (another
 # 10 %) a hue-only outline; the colour map is the same value on A and B. lcedge:3, floor 0.01:

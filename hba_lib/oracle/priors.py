@@ -144,8 +144,8 @@ class ProbePrior:
 
 def parse_prior(spec: str | ProbePrior | None) -> ProbePrior | None:
     """A :class:`ProbePrior` from its name (``"edge:P"``, ``"edge:P:F"``, ``"cedge:P[:F]"``,
-    ``"lcedge:P[:F]"``), or
-    ``None`` for ``None`` / ``""`` / ``"none"`` (a clear error otherwise)."""
+    ``"lcedge:P[:F]"``), or ``None`` for ``None`` / ``""`` / ``"none"`` (a clear error
+    otherwise)."""
     if spec is None or isinstance(spec, ProbePrior):
         return spec
     if not isinstance(spec, str):
