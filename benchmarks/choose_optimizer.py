@@ -29,9 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
-from hba_lib.paths import load_script
+from hba_lib.metrics import final_pair
 
-_final_pair = load_script("benchmarks/median_intervals.py").final_pair
 REFERENCE = "opt / hsja"
 
 
@@ -49,8 +48,8 @@ def load(paths: list[Path]) -> dict[str, dict[str, list[dict]]]:
 
 def medians(recs: list[dict]) -> tuple[float, float, float]:
     """Median MAP and L2 of the returned videos (not fooled: inf), and FR %: the verdict's
-    reading (``median_intervals.final_pair``; every tuning row runs within its budget)."""
-    pairs = np.array([_final_pair(r, math.inf) for r in recs], dtype=float)
+    reading (``hba_lib.metrics.final_pair``; every tuning row runs within its budget)."""
+    pairs = np.array([final_pair(r, math.inf) for r in recs], dtype=float)
     fr = 100 * np.mean([bool(r["success"]) and math.isfinite(p[0]) for r, p in zip(recs, pairs)])
     return float(np.median(pairs[:, 0])), float(np.median(pairs[:, 1])), float(fr)
 

@@ -34,7 +34,7 @@ Prints
    ``--checkpoints`` budget (2k, 5k and 10k queries by default) by every row, a video without an
    adversarial point by then counting as ``inf``; before the last budget the best of each
    metric seen, at the last budget the video the attack returned (one video for both metrics:
-   ``median_intervals.final_pair``);
+   ``hba_lib.metrics.final_pair``);
 3. the goal: a hba configuration whose median MAP at the last budget is at most half the
    better peer's **and** whose median L2 is at most 0.8 times the better peer's, FR 100 %, no
    clean video returned as a success (the peers: ART Sign-OPT and ART HopSkipJump); and, where
@@ -74,10 +74,8 @@ import torch
 
 from hba_lib import metrics
 from hba_lib.attacks import attack_set, make_attack
-from hba_lib.paths import load_script
 
 CHECKPOINTS = "2000,5000,10000"
-_final_pair = load_script("benchmarks/median_intervals.py").final_pair  # the verdict's reading
 REAL_MODELS = ("movinet_a0",)
 ACCEPTANCE_LABELS = {"whole_video": "whole-video MAP", "adversarial_once_under_omega": "authors"}
 PEER_NAMES = {
@@ -119,7 +117,7 @@ def row(name: str, video: int, res, budgets) -> dict:
         "distance": float(res.distance), "linf": float(getattr(res, "linf", math.nan)),
         "stop": res.stop_reason, "clean_returned": res.distance == 0.0,
         "map_at": value_at(res, budgets, "map"), "l2_at": value_at(res, budgets, "l2"),
-        "wall_time": float(res.wall_time),
+        "budgets": [int(b) for b in budgets], "wall_time": float(res.wall_time),
     }  # fmt: skip
 
 
@@ -404,7 +402,7 @@ def report(args, results_by: dict, records: list[dict], budgets: list[int], seco
         # ended within the budget (a narrowed support's returned video can be farther in L2
         # than one seen before; the trace's best MAP and best L2 can be two videos), inf where
         # its final check failed (a clip on the boundary can be answered otherwise alone)
-        at[:, -1], l2[:, -1] = np.array([_final_pair(r, budgets[-1]) for r in rs]).T
+        at[:, -1], l2[:, -1] = np.array([metrics.final_pair(r, budgets[-1]) for r in rs]).T
         med_map[name], med_l2[name] = np.median(at, axis=0), np.median(l2, axis=0)
         fr_at[name] = 100 * np.mean(np.isfinite(at[:, -1]))  # fooled within the last budget
         cells = [f"{v:.2f}" for v in med_map[name]] + [f"{v:.3f}" for v in med_l2[name]]
@@ -463,8 +461,9 @@ def report(args, results_by: dict, records: list[dict], budgets: list[int], seco
         if not pairs:
             continue
         cells = []
-        ours_at = np.array([_final_pair(r, budgets[-1]) for r, _ in pairs])  # (MAP, L2) a video
-        peer_at = np.array([_final_pair(p, budgets[-1]) for _, p in pairs])
+        # (MAP, L2) a video
+        ours_at = np.array([metrics.final_pair(r, budgets[-1]) for r, _ in pairs])
+        peer_at = np.array([metrics.final_pair(p, budgets[-1]) for _, p in pairs])
         for k in (1, 0):  # L2, then MAP, as the verdict reads them
             a, b = ours_at[:, k], peer_at[:, k]
             with np.errstate(divide="ignore", invalid="ignore"):

@@ -23,42 +23,36 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import re
 import sys
 from pathlib import Path
 
 import numpy as np
 
+from hba_lib.metrics import final_pair
+
 PEERS = ("ART HopSkipJump (same start)", "ART Sign-OPT (ART's random start)")
 GOAL_MAP, GOAL_L2 = 0.5, 0.8
 
 
-def budget_of(path: Path) -> int:
-    """The per-video query budget in a records file's name (``..._10000q_...``)."""
+def budget_of(path: Path, records: list[dict] | None = None) -> int:
+    """The per-video query budget of a records file: the last of the checkpoints its records
+    name (``budgets``, written since 2026-12-06), else the one in its name (``..._10000q_...``).
+    """
+    named = {tuple(r["budgets"]) for r in records or [] if "budgets" in r}
+    if len(named) > 1:
+        raise ValueError(f"{Path(path).name}: records with different checkpoints {sorted(named)}")
+    if named:
+        return int(named.pop()[-1])
     found = re.search(r"_(\d+)q_", Path(path).name)
     if found is None:
         raise ValueError(f"{Path(path).name}: no '_<N>q_' budget in the name; give --budget")
     return int(found.group(1))
 
 
-def final_pair(r: dict, budget: int) -> tuple[float, float]:
-    """One record's ``(MAP, L2)`` at the last budget, as the verdict reads it: ``inf`` where
-    the final check failed; the **returned video's** where the attack ended within the budget
-    (one video for both metrics: with a narrowed support the returned video can be farther in
-    L2 than one it saw before narrowing, and the trace's best of each metric, ``map_at`` and
-    ``l2_at``, may come from two different videos); else (a run to its stopping rule past the
-    budget) the best within the budget."""
-    if r["attacked"] and not r["success"]:
-        return math.inf, math.inf
-    if r["success"] and int(r["queries"]) <= budget:
-        return float(r["map"]), float(r["distance"])
-    return float(r["map_at"][-1]), float(r["l2_at"][-1])
-
-
 def last_values(records: list[dict], budget: int) -> dict[str, dict[int, tuple[float, float]]]:
-    """``{row: {video: (MAP, L2)}}`` at the last budget (:func:`final_pair`, as the benchmark's
-    verdict reads them)."""
+    """``{row: {video: (MAP, L2)}}`` at the last budget (:func:`hba_lib.metrics.final_pair`, as
+    the benchmark's verdict reads them)."""
     out: dict[str, dict[int, tuple[float, float]]] = {}
     for r in records:
         out.setdefault(r["attack"], {})[int(r["video"])] = final_pair(r, budget)
@@ -98,12 +92,13 @@ def main(argv: list[str] | None = None) -> int:
     if not args.records.is_file():
         print(f"no records at {args.records}", file=sys.stderr)
         return 2
+    records = [json.loads(line) for line in args.records.open() if line.strip()]
     try:
-        budget = args.budget if args.budget is not None else budget_of(args.records)
+        budget = args.budget if args.budget is not None else budget_of(args.records, records)
     except ValueError as exc:
         print(exc, file=sys.stderr)
         return 2
-    values = last_values([json.loads(line) for line in args.records.open() if line.strip()], budget)
+    values = last_values(records, budget)
     peers = [k for k in PEERS if k in values]
     if not peers:
         print(f"{args.records} has no ART peer rows to compare with", file=sys.stderr)

@@ -165,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
     from hba_lib.models import load_default_model
 
     records = [json.loads(line) for line in args.records.read_text().splitlines() if line.strip()]
-    finals = _intervals.last_values(records, _intervals.budget_of(args.records))
+    finals = _intervals.last_values(records, _intervals.budget_of(args.records, records))
     rows = {name: {v: l2 for v, (_, l2) in by.items()} for name, by in finals.items()}
     model = load_default_model(args.model)
     for p in model.parameters():

@@ -14,6 +14,7 @@ Conventions (``docs/algorithm.md``, "Metrics"; ``docs/glossary.md``):
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -150,6 +151,27 @@ def best_within(result: Any, budgets: Sequence[int], field: str = "map") -> np.n
         reached = np.asarray(budgets) >= result.queries
         out[reached] = np.minimum(out[reached], final)
     return out
+
+
+def final_pair(record: Mapping[str, Any], budget: float) -> tuple[float, float]:
+    """One attack's ``(MAP, L2)`` at its last budget, as a verdict reads it, from a benchmark
+    record (``benchmarks/heuristic_attack.py``'s JSON lines: ``attacked``, ``success``,
+    ``queries``, ``map``, ``distance`` and the trace's ``map_at`` / ``l2_at`` at the
+    checkpoints, the last one ``budget``):
+
+    - ``inf`` where the final check failed (not fooled);
+    - the **returned video's** where the attack ended within ``budget``: one video for both
+      metrics (with a narrowed support the returned video can be farther in L2 than one the
+      trace saw before narrowing, so the best of each metric, ``map_at`` and ``l2_at``, may come
+      from two different videos, neither of which the attack returned);
+    - else (a run to its stopping rule past ``budget``) the best within the budget
+      (:func:`best_within`).
+    """
+    if record["attacked"] and not record["success"]:
+        return math.inf, math.inf
+    if record["success"] and int(record["queries"]) <= budget:
+        return float(record["map"]), float(record["distance"])
+    return float(record["map_at"][-1]), float(record["l2_at"][-1])
 
 
 def success_curve(

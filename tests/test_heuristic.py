@@ -504,6 +504,33 @@ def test_median_intervals_pair_the_videos_and_count_a_failure(
     assert mod.main([str(unnamed)]) == 2  # no budget in its name: says so, gives up
     assert "give --budget" in capsys.readouterr().err
     assert mod.main([str(unnamed), "--budget", "100", "--rows", "steady"]) == 0
+    # records that name their checkpoints (written since 2026-12-06) carry their own budget,
+    # whatever the file's name; records that disagree are a clear error
+    named = [{**json.loads(line), "budgets": [50, 100]} for line in lines]
+    unnamed.write_text("\n".join(map(json.dumps, named)) + "\n")
+    assert mod.budget_of(unnamed, named) == 100
+    assert mod.main([str(unnamed), "--rows", "narrowed"]) == 0
+    assert "| narrowed | 0.40 | 0.40-0.40 | 0.90 | 0.90-0.90 | 0 % |" in capsys.readouterr().out
+    named[0]["budgets"] = [50, 200]
+    unnamed.write_text("\n".join(map(json.dumps, named)) + "\n")
+    assert mod.main([str(unnamed)]) == 2
+    assert "different checkpoints" in capsys.readouterr().err
+
+
+def test_benchmark_records_name_their_budget(bench_module) -> None:
+    """``heuristic_attack.py``'s records carry their checkpoints, so a records file's budget is
+    read from the records (``median_intervals.budget_of``), not parsed from its name alone, and
+    a record reads at its returned video at the last one (``metrics.final_pair``)."""
+    from types import SimpleNamespace
+
+    mod = bench_module("heuristic_attack")
+    res = SimpleNamespace(success=True, attacked=True, queries=90, queries_by_phase={},
+                          map=0.5, map_star=0.5, sparsity=0.1, distance=0.9, linf=2.0,
+                          stop_reason="budget", wall_time=1.0, trace=[])  # fmt: skip
+    rec = mod.row("a row", 3, res, [50, 100])
+    assert rec["budgets"] == [50, 100] and rec["map_at"] == [math.inf, 0.5]
+    assert bench_module("median_intervals").budget_of("records.jsonl", [rec]) == 100
+    assert metrics.final_pair(rec, rec["budgets"][-1]) == (0.5, 0.9)
 
 
 def test_benchmark_report_with_hba_rows_judges_the_goal(capsys, bench_module) -> None:

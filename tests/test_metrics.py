@@ -87,6 +87,20 @@ def test_best_within_counts_the_returned_video_from_its_query_on() -> None:
         metrics.best_within(closer, budgets, "distance")
 
 
+def test_final_pair_reads_one_video_for_both_metrics() -> None:
+    """At the last budget a record is read at the video the attack returned, MAP and L2 of the
+    same video, even where its trace saw a closer one in L2 before a narrowed support; a run past
+    the budget (the paper's stopping rule) at the best within the budget; a failed final check
+    as not fooled, whatever its trace saw."""
+    rec = {"attacked": True, "success": True, "queries": 100, "map": 0.4, "distance": 0.9,
+           "map_at": [9.0, 0.4], "l2_at": [9.0, 0.6]}  # fmt: skip
+    assert metrics.final_pair(rec, 100) == (0.4, 0.9)  # not (0.4, 0.6): two different videos
+    assert metrics.final_pair({**rec, "queries": 101}, 100) == (0.4, 0.6)  # past the budget
+    assert metrics.final_pair({**rec, "success": False}, 100) == (np.inf, np.inf)
+    unattacked = {**rec, "attacked": False, "success": False, "queries": 0}
+    assert metrics.final_pair(unattacked, 100) == (0.4, 0.6)  # nothing attacked: its trace
+
+
 def test_results_table_one_row_per_attack() -> None:
     table = metrics.results_table(
         {
