@@ -9,9 +9,15 @@ model classifies correctly, the gradient ``g`` of the top-2 logit margin at the 
    only see this share;
 2. the top ``a`` % of the pixels hold, ranked by ``|g|`` itself (the best any per-pixel prior
    could do), by the edge map of the clean video (``hba_lib.oracle.priors.edge_map``: what
-   ``prior="edge:P"`` weights the probes by), and at random (``a`` %).
+   ``prior="edge:P"`` weights the probes by), and at random (``a`` %);
+3. what each probe prior (``--priors``) buys, two numbers (:func:`prior_merit`): ``M``, the
+   factor by which it multiplies the probe count as far as the estimate's cosine with ``g`` goes,
+   and ``cos(S^2 g, g)``, how far the direction the estimate points along is from ``g`` (its
+   bias); beside them the same for ``|g|^2`` itself as the prior (the most a per-pixel prior
+   could give at that video, not an attack's).
 
-Prints medians over the videos, one table a model::
+Prints medians over the videos, one table a model (the printout,
+``benchmarks/results/cpu_gradient_energy_train.txt``, was made with the defaults)::
 
     .venv/bin/python benchmarks/gradient_energy.py --videos 10
 """
@@ -27,7 +33,7 @@ import torch
 
 from hba_lib.data.synthetic import SyntheticActions
 from hba_lib.models import load_default_model
-from hba_lib.oracle.priors import edge_map
+from hba_lib.oracle.priors import edge_map, parse_prior
 from hba_lib.oracle.subspace import parse_subspace
 
 AREAS = (0.05, 0.10, 0.30)
@@ -86,13 +92,37 @@ def kept_by_ranking(energy: torch.Tensor, score: torch.Tensor, area: float) -> f
     return float(energy.flatten()[top].sum() / energy.sum())
 
 
+def prior_merit(g: torch.Tensor, var: torch.Tensor) -> tuple[float, float]:
+    """What a probe prior with per-value variance ``var`` (``s^2``, shaped like ``g``) buys an
+    estimate of the normal ``g``, as ``(M, cos(S^2 g, g))``.
+
+    HopSkipJump's estimate ``v = mean_k phi_k u_k`` with ``u_k ~ N(0, S^2)``, scaled so that
+    ``mean(s^2) = 1`` (the probes' total energy is the flat probes'), has mean
+    ``sqrt(2/pi) S^2 g / ||S g||`` and noise of total variance ``d / n``. Its part along ``g`` is
+    ``sqrt(2/pi) ||S g|| / ||g||`` = ``sqrt(2/pi) sqrt(M)``, with
+
+        M = sum(s^2 g^2) / sum(g^2)      (flat probes: 1)
+
+    so at equal probes the estimate's cosine with ``g`` grows by ``sqrt(M)``: a prior with merit
+    ``M`` counts as ``M`` times the probes (to first order, while the cosine is small). What the
+    attack then steps along is ``S^2 g``, not ``g``; ``cos(S^2 g, g)`` says how far it leans."""
+    var = var.double() / var.double().mean()
+    g = g.double()
+    m = float((var * g * g).sum() / (g * g).sum())
+    s2g = var * g
+    cos = float((s2g * g).sum() / (s2g.norm() * g.norm()))
+    return m, cos
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--models", default="c3d,lrcn")
     ap.add_argument("--videos", type=int, default=10)
     ap.add_argument("--subspaces", default="resize:2,resize:4,dct:4,dct:8")
+    ap.add_argument("--priors", default="edge:3,cedge:3,lcedge:3")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
+    priors = [parse_prior(p) for p in args.priors.split(",") if p]
     torch.set_num_threads(1)
     data = SyntheticActions(split="train")
     print(f"# gradient of the top-2 logit margin at clean TRAINING videos (synthetic train split, "
@@ -123,6 +153,13 @@ def main(argv: list[str] | None = None) -> int:
                 rows.setdefault(f"top {pct} by the edge map", []).append(
                     kept_by_ranking(energy, edges, a))  # fmt: skip
                 rows.setdefault(f"{pct} at random", []).append(kept_by_ranking(energy, rand, a))
+            for prior in priors:
+                m, cos = prior_merit(g, prior.std(x) ** 2)
+                rows.setdefault(f"prior {prior.spec}: probe-count factor M", []).append(m)
+                rows.setdefault(f"prior {prior.spec}: cos(S^2 g, g)", []).append(cos)
+            m, cos = prior_merit(g, energy.unsqueeze(0).expand_as(g))
+            rows.setdefault("|g|^2 as the prior (the best per-pixel one): M", []).append(m)
+            rows.setdefault("|g|^2 as the prior: cos(S^2 g, g)", []).append(cos)
         print(f"\n## {name} (default checkpoint), {n} videos: share of ||g||^2\n")
         print("| where | median share | min | max |\n|---|---:|---:|---:|")
         for key, vals in rows.items():

@@ -195,3 +195,35 @@ def test_where_the_normal_lies_on_the_edges_the_prior_converges_faster() -> None
         assert float(model(res.x_adv.unsqueeze(0)).argmax(1)[0]) == 1
         ratio[prior] = res.distance / optimum
     assert 1 - 1e-5 <= ratio["edge:2"] < 1.3 < 1.5 < ratio[None]
+
+
+def test_prior_merit_counts_probes_where_the_normal_lies(bench_module) -> None:
+    """``benchmarks/gradient_energy.prior_merit``: flat probes have merit 1 and no lean; a prior
+    that puts all the variance on the normal's support (a share ``a`` of the values) has merit
+    ``1 / a``, and no lean where it weights that support evenly; the merit does not depend on
+    the variance's scale. And the merit is what it claims to be: the mean of many probe estimates'
+    cosines with the normal grows by ``sqrt(M)`` (here 2: M = 4)."""
+    mod = bench_module("gradient_energy")
+    g = torch.zeros(3, 4, 8, 8, dtype=torch.float64)
+    g[:, :, :4, :4] = 1.0  # a quarter of the values
+    assert mod.prior_merit(g, torch.ones_like(g)) == pytest.approx((1.0, 1.0))
+    on_support = (g != 0).double() + 1e-12
+    assert mod.prior_merit(g, on_support) == pytest.approx((4.0, 1.0), rel=1e-6)
+    assert mod.prior_merit(g, 7 * on_support) == pytest.approx(mod.prior_merit(g, on_support))
+    leaning = on_support.clone()
+    leaning[:, :, :2] *= 3  # 3 x the variance on half the support: the same merit, leaning
+    m, cos = mod.prior_merit(g, leaning)
+    assert m == pytest.approx(4.0, rel=1e-6) and cos == pytest.approx(4 / 20**0.5, rel=1e-6)
+
+    gen = torch.Generator().manual_seed(0)
+    unit = (g / g.norm()).flatten()
+
+    def mean_cosine(var: torch.Tensor) -> float:
+        s = (var / var.mean()).sqrt().flatten()
+        u = torch.randn(400, 30, g.numel(), generator=gen, dtype=torch.float64) * s
+        phi = torch.sign(u @ unit)  # which side of the hyperplane each probe lands on
+        v = (phi.unsqueeze(-1) * u).mean(1)
+        return float((v @ unit / v.norm(dim=1)).mean())
+
+    ratio = mean_cosine(on_support) / mean_cosine(torch.ones_like(g))
+    assert ratio == pytest.approx(2.0, rel=0.1)
