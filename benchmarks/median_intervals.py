@@ -86,7 +86,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--draws", type=int, default=10_000)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--budget", type=int, default=None,
-                   help="the last budget (default: from the file name, '..._<N>q_...')")  # fmt: skip
+                   help="the last budget (default: the records' own, 'budgets', else the file "
+                        "name's, '..._<N>q_...'; records that name another: an error)")  # fmt: skip
     args = p.parse_args(argv)
 
     if not args.records.is_file():
@@ -94,7 +95,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     records = [json.loads(line) for line in args.records.open() if line.strip()]
     try:
-        budget = args.budget if args.budget is not None else budget_of(args.records, records)
+        budget = budget_of(args.records, records) if args.budget is None else args.budget
+        named = {tuple(r["budgets"])[-1] for r in records if "budgets" in r}
+        if args.budget is not None and named - {args.budget}:
+            raise ValueError(f"--budget {args.budget}, but the records name {sorted(named)}")
     except ValueError as exc:
         print(exc, file=sys.stderr)
         return 2

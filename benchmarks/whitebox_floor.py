@@ -156,7 +156,20 @@ def main(argv: list[str] | None = None) -> int:
         "--rows", default="", help="comma-separated hba rows to set beside (default: all)"
     )
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--budget", type=int, default=None,
+                    help="the records' last budget (default: from the records, or the file name)")  # fmt: skip
     args = ap.parse_args(argv)
+    if not args.records.is_file():
+        print(f"no records at {args.records}", file=sys.stderr)
+        return 2
+    records = [json.loads(line) for line in args.records.read_text().splitlines() if line.strip()]
+    try:
+        budget = (
+            args.budget if args.budget is not None else _intervals.budget_of(args.records, records)
+        )
+    except ValueError as exc:
+        print(exc, file=sys.stderr)
+        return 2
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
 
@@ -164,8 +177,7 @@ def main(argv: list[str] | None = None) -> int:
     from hba_lib.data.synthetic import SyntheticActions
     from hba_lib.models import load_default_model
 
-    records = [json.loads(line) for line in args.records.read_text().splitlines() if line.strip()]
-    finals = _intervals.last_values(records, _intervals.budget_of(args.records, records))
+    finals = _intervals.last_values(records, budget)
     rows = {name: {v: l2 for v, (_, l2) in by.items()} for name, by in finals.items()}
     model = load_default_model(args.model)
     for p in model.parameters():

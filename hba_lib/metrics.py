@@ -153,11 +153,11 @@ def best_within(result: Any, budgets: Sequence[int], field: str = "map") -> np.n
     return out
 
 
-def final_pair(record: Mapping[str, Any], budget: float) -> tuple[float, float]:
-    """One attack's ``(MAP, L2)`` at its last budget, as a verdict reads it, from a benchmark
-    record (``benchmarks/heuristic_attack.py``'s JSON lines: ``attacked``, ``success``,
-    ``queries``, ``map``, ``distance`` and the trace's ``map_at`` / ``l2_at`` at the
-    checkpoints, the last one ``budget``):
+def final_pair(result: Any, budget: float) -> tuple[float, float]:
+    """One attack's ``(MAP, L2)`` at its last budget, as a verdict reads it, from an attack
+    result or from a benchmark record (``benchmarks/heuristic_attack.py``'s JSON lines:
+    ``attacked``, ``success``, ``queries``, ``map``, ``distance`` and the trace's ``map_at`` /
+    ``l2_at`` at the checkpoints, the last one ``budget``):
 
     - ``inf`` where the final check failed (not fooled);
     - the **returned video's** where the attack ended within ``budget``: one video for both
@@ -167,11 +167,20 @@ def final_pair(record: Mapping[str, Any], budget: float) -> tuple[float, float]:
     - else (a run to its stopping rule past ``budget``) the best within the budget
       (:func:`best_within`).
     """
-    if record["attacked"] and not record["success"]:
+    if isinstance(result, Mapping):
+        attacked, success = result["attacked"], result["success"]
+        queries, map_, distance = result["queries"], result["map"], result["distance"]
+    else:
+        attacked, success = getattr(result, "attacked", True), result.success
+        queries, map_, distance = result.queries, result.map, result.distance
+    if attacked and not success:
         return math.inf, math.inf
-    if record["success"] and int(record["queries"]) <= budget:
-        return float(record["map"]), float(record["distance"])
-    return float(record["map_at"][-1]), float(record["l2_at"][-1])
+    if success and int(queries) <= budget:
+        return float(map_), float(distance)
+    if isinstance(result, Mapping):
+        return float(result["map_at"][-1]), float(result["l2_at"][-1])
+    best = [float(best_within(result, [budget], f)[0]) for f in ("map", "l2")]
+    return best[0], best[1]
 
 
 def success_curve(

@@ -511,6 +511,8 @@ def test_median_intervals_pair_the_videos_and_count_a_failure(
     assert mod.budget_of(unnamed, named) == 100
     assert mod.main([str(unnamed), "--rows", "narrowed"]) == 0
     assert "| narrowed | 0.40 | 0.40-0.40 | 0.90 | 0.90-0.90 | 0 % |" in capsys.readouterr().out
+    assert mod.main([str(unnamed), "--budget", "200"]) == 2  # --budget against the records'
+    assert "the records name [100]" in capsys.readouterr().err
     named[0]["budgets"] = [50, 200]
     unnamed.write_text("\n".join(map(json.dumps, named)) + "\n")
     assert mod.main([str(unnamed)]) == 2
@@ -551,6 +553,7 @@ def test_benchmark_report_with_hba_rows_judges_the_goal(capsys, bench_module) ->
                               device="cpu")  # fmt: skip
     chosen = "temporal [whole-video MAP] / hsja@dct:4+top:0.3:0.7"
     other = "temporal+spatial [whole-video MAP] / hsja@dct:4+top:0.3:0.7"
+    third = "temporal+spatial [whole-video MAP] / hsja@dct:4+top:0.3:0.5"
 
     def report(recs: list[dict]) -> str:
         results_by: dict = {}
@@ -560,13 +563,13 @@ def test_benchmark_report_with_hba_rows_judges_the_goal(capsys, bench_module) ->
         return capsys.readouterr().out
 
     out = report(records)
-    assert f"Goal (the better peer in each metric): MET by {chosen}, {other}" in out
+    assert f"Goal (the better peer in each metric): MET by {chosen}, {other}, {third}\n" in out
     assert f"- {chosen}: MAP 0.28 (0.14 x), L2 3.323 (0.45 x), FR 100 %: MAP ok, L2 ok" in out
     missed = [dict(r) for r in records]
     first = next(r for r in missed if r["attack"] == chosen)
     first["success"] = False  # its final check failed: not fooled at the last budget
     out = report(missed)
-    assert f"Goal (the better peer in each metric): MET by {other}\n" in out
+    assert f"Goal (the better peer in each metric): MET by {other}, {third}\n" in out
     assert f"- {chosen}: " in out and "FR 75 %" in out
 
 

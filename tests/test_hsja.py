@@ -365,3 +365,21 @@ def test_whitebox_floor_finds_the_closest_point_of_a_hyperplane(bench_module) ->
         assert optimum * (1 - 1e-5) <= l2.min() and l2.max() <= optimum * 1.03, (l2, optimum)
         assert bool((m((xs + p).clamp(0, 1)).argmax(1) == 1).all())
         assert abs(float(p[0].norm()) - l2[0]) < 1e-5
+
+
+def test_whitebox_floor_says_what_is_wrong_with_its_records(tmp_path, capsys, bench_module) -> None:
+    """``benchmarks/whitebox_floor.py`` stops with a clear error (exit 2) and no model loaded
+    for records it cannot read at a budget: a missing file, and a file whose records name no
+    checkpoints and whose name no budget (``--budget`` is then the way)."""
+    import json
+
+    mod = bench_module("whitebox_floor")
+    assert mod.main([str(tmp_path / "missing.jsonl")]) == 2
+    assert "no records at" in capsys.readouterr().err
+    unnamed = tmp_path / "records.jsonl"
+    rec = {"attack": "ART HopSkipJump (same start)", "video": 0, "attacked": True,
+           "success": True, "queries": 10, "map": 1.0, "distance": 1.0, "map_at": [1.0],
+           "l2_at": [1.0]}  # fmt: skip
+    unnamed.write_text(json.dumps(rec) + "\n")
+    assert mod.main([str(unnamed)]) == 2
+    assert "give --budget" in capsys.readouterr().err

@@ -88,7 +88,7 @@ def test_best_within_counts_the_returned_video_from_its_query_on() -> None:
 
 
 def test_final_pair_reads_one_video_for_both_metrics() -> None:
-    """At the last budget a record is read at the video the attack returned, MAP and L2 of the
+    """At the last budget a record (or a result) is read at the video the attack returned, MAP and L2 of the
     same video, even where its trace saw a closer one in L2 before a narrowed support; a run past
     the budget (the paper's stopping rule) at the best within the budget; a failed final check
     as not fooled, whatever its trace saw."""
@@ -99,6 +99,13 @@ def test_final_pair_reads_one_video_for_both_metrics() -> None:
     assert metrics.final_pair({**rec, "success": False}, 100) == (np.inf, np.inf)
     unattacked = {**rec, "attacked": False, "success": False, "queries": 0}
     assert metrics.final_pair(unattacked, 100) == (0.4, 0.6)  # nothing attacked: its trace
+    # the same readings from an attack's result (a notebook's table): its trace saw L2 0.6 at
+    # MAP 0.4 (query 60), then narrowed and returned MAP 0.3 at L2 0.9 (query 100)
+    trace = [TraceRow(60, 0.0, 0.4, 0.6), TraceRow(100, 0.0, 0.3, 0.9)]
+    narrowed = fake(True, 100, map_=0.3, trace=trace, distance=0.9)
+    assert metrics.final_pair(narrowed, 100) == (0.3, 0.9)
+    assert metrics.final_pair(narrowed, 80) == (0.4, 0.6)  # past that budget: best within it
+    assert metrics.final_pair(fake(False, 100, trace=trace), 100) == (np.inf, np.inf)
 
 
 def test_results_table_one_row_per_attack() -> None:

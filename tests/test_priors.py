@@ -91,7 +91,7 @@ def test_the_mixed_prior_gives_each_edge_map_half_the_energy() -> None:
     assert float(var[..., 5:7].min()) > 0 and float(var[:, :4, 2:4].min()) > 0
 
 
-def test_exercise_10_5_is_what_the_library_computes(monkeypatch) -> None:
+def test_exercise_10_4_is_what_the_library_computes(monkeypatch) -> None:
     """Notebook 10's exercise on ``lcedge``: the library's weights on the exercise's two maps
     (a luminance edge on a set A of 10 % of the pixels, a colour edge on A and on another 10 %,
     B) put on B the share its reference answer says."""

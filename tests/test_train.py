@@ -216,3 +216,24 @@ def test_train_restores_cudnn_benchmark(tmp_path, tiny_data):
         assert torch.backends.cudnn.benchmark is False
     finally:
         torch.backends.cudnn.benchmark = before
+
+
+def test_train_forks_only_the_generator_of_the_device_it_uses(monkeypatch):
+    """The generators ``train()`` puts back are its own device's: on the CPU none of CUDA's (on
+    a machine with GPUs, forking every GPU's generator initialises CUDA on each, which a forked
+    worker cannot), on a GPU that GPU's alone, however the device is passed."""
+    import inspect
+
+    from hba_lib.models import train as train_mod
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 4)
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 2)
+    sig = inspect.signature(train_mod.train.__wrapped__)
+    assert train_mod._cuda_devices(sig, (), {"device": "cpu"}) == []
+    assert train_mod._cuda_devices(sig, (), {"device": torch.device("cpu")}) == []
+    assert train_mod._cuda_devices(sig, (), {"device": "cuda:1"}) == [1]
+    assert train_mod._cuda_devices(sig, (), {"device": "cuda"}) == [2]
+    assert train_mod._cuda_devices(sig, (), {}) == [2]  # the default: CUDA where there is one
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert train_mod._cuda_devices(sig, (), {}) == []

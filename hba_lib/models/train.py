@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import inspect
 import json
 import math
 import platform
@@ -235,17 +236,28 @@ def default_run_dir(config: TrainConfig) -> Path:
     return paths.RUNS / f"{config.model}_{config.dataset}_{config.size}px_seed{config.seed}"
 
 
+def _cuda_devices(signature: inspect.Signature, args, kwargs) -> list[int]:
+    """The CUDA device a ``train`` call will use, as ``fork_rng`` wants it: ``[]`` on the CPU
+    (forking every GPU's generator would initialise CUDA on each, which a forked worker cannot)."""
+    device = signature.bind(*args, **kwargs).arguments.get("device")
+    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    if device.type != "cuda":
+        return []
+    return [torch.cuda.current_device() if device.index is None else device.index]
+
+
 def _leaves_no_global_state(fn):
     """Run ``fn`` and put back what it sets globally, however it ends: ``torch.backends.cudnn.
     benchmark`` and torch's global random generators (training seeds them for the weights'
     initialisation and dropout; a caller's next ``torch.rand`` is what it would have been)."""
 
+    signature = inspect.signature(fn)
+
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         prev = torch.backends.cudnn.benchmark
-        cuda = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
         try:
-            with torch.random.fork_rng(devices=cuda):
+            with torch.random.fork_rng(devices=_cuda_devices(signature, args, kwargs)):
                 return fn(*args, **kwargs)
         finally:
             torch.backends.cudnn.benchmark = prev

@@ -94,7 +94,9 @@ MIXED = {"lcedge": ("edge", "cedge")}  # each map's normalised weights, averaged
 
 def _weights(kind: str, power: float, x: torch.Tensor) -> torch.Tensor:
     """``e^P / mean(e^P)`` of ``kind``'s edge map (zero for a flat video), or the average of
-    those of the maps ``MIXED[kind]`` names: ``[T, H, W]``, mean 1 unless the video is flat."""
+    those of the maps ``MIXED[kind]`` names: ``[T, H, W]``, mean 1 unless a map is flat. A flat
+    map's half of ``lcedge`` stays zero (mean 1/2 then, so the floor weighs twice as much): on a
+    video with colour edges of equal luminance, ``lcedge`` is half of ``cedge``."""
     if kind in MIXED:
         return torch.stack([_weights(k, power, x) for k in MIXED[kind]]).mean(0)
     if power == 0:
