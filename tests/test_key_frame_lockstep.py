@@ -515,3 +515,81 @@ def test_run_many_width_refills_and_changes_no_result() -> None:
     with pytest.raises(ValueError, match="width"):
         toy_attack(False, "auto", 150).run_many(Oracle(model), xs, ys, candidates=cands,
                                                 progress=False, width=0)  # fmt: skip
+
+
+class _Logged(Oracle):
+    """An oracle that also keeps every clip it was asked, for comparing query sets."""
+
+    def __init__(self, model) -> None:
+        super().__init__(model)
+        self.asked: list[bytes] = []
+
+    def __call__(self, videos, phase="optimisation", reserve=0):
+        self.asked.extend(v.numpy().tobytes() for v in videos.reshape(-1, *SHAPE))
+        return super().__call__(videos, phase, reserve)
+
+
+@pytest.mark.parametrize("targeted", [False, True])
+@pytest.mark.parametrize("acceptance", ["paper", "whole_video", "adversarial_once_under_omega"])
+def test_overlapped_trials_ask_the_same_queries_in_fewer_requests(targeted, acceptance) -> None:
+    """Algorithm 1's trials overlapped (``overlap``: a trial starts once every trial before it
+    has a certain outcome): the same queries (the same clips, as a multiset), the same answers,
+    the same key-frame search bit for bit (mask, direction, g, MAP, every trial, the closest
+    video), in fewer requests; with ``overlap`` false, the requests of one after another."""
+    model, pool, labels = toy_setup()
+    g = torch.Generator().manual_seed(7)
+    cap = math.sqrt(math.prod(SHAPE))
+    fewer = cases = 0
+    for video in (0, 1, 2, 5):
+        x, label = pool[video], int(labels[video])
+        goal = Targeted(label, (label + 1) % 3) if targeted else Untargeted(label)
+        for c in pool[10:][goal.is_adversarial(labels[10:])][:3]:
+            for omega in (0.0, 0.5, 5.0, math.inf):
+                mask = (torch.rand((1, *SHAPE[1:]), generator=g) < 0.7).float()
+                runs = []
+                for overlap in (None, lambda: False, lambda: True):
+                    oracle = _Logged(model)
+                    found = drive(select_key_frames(x, c, goal, omega, mask, 1e-3, cap, acceptance,
+                                                    overlap=overlap), oracle)  # fmt: skip
+                    runs.append((found, oracle))
+                (a, oa), (b, ob), (o, oo) = runs
+                for found, oracle in ((b, ob), (o, oo)):
+                    assert found.as_dict() == a.as_dict()
+                    assert torch.equal(found.mask, a.mask)
+                    assert (found.theta is None) == (a.theta is None)
+                    assert found.theta is None or torch.equal(found.theta, a.theta)
+                    assert (found.x_adv is None) == (a.x_adv is None)
+                    assert found.x_adv is None or torch.equal(found.x_adv, a.x_adv)
+                    assert oracle.used == oa.used == a.queries
+                    assert sorted(oracle.asked) == sorted(oa.asked)
+                assert ob.asked == oa.asked and ob.calls == oa.calls  # overlap false: sequential
+                assert oo.calls <= oa.calls
+                fewer += oo.calls < oa.calls
+                cases += 1
+    assert cases >= 24 and fewer >= cases // 4  # it overlapped, and often
+
+
+def test_the_attack_overlaps_trials_only_where_nothing_can_cut_them(monkeypatch) -> None:
+    """In ``HeuristicAttack`` (``batch_key_frames="auto"``) the trials overlap when the budget
+    cannot cut the search: the same result as with no overlap at all, in fewer oracle calls;
+    at budgets that cut the key-frame stage the result is still the sequential one (the tests
+    above), because a search that may be cut runs its trials one after another."""
+    import hba_lib.attacks.heuristic as heuristic
+
+    model, x, label, target, cands = toy_case(1, False)
+    calls = {}
+    results = {}
+    plain = heuristic.select_key_frames
+
+    def one_after_another(*args, overlap=None, **kwargs):
+        return plain(*args, overlap=None, **kwargs)
+
+    for allowed in (True, False):
+        if not allowed:
+            monkeypatch.setattr(heuristic, "select_key_frames", one_after_another)
+        oracle = Oracle(model)
+        results[allowed] = toy_attack(False, "auto", 400).run(oracle, x, label, target,
+                                                               candidates=cands)  # fmt: skip
+        calls[allowed] = oracle.calls
+    assert_same(results[True], results[False])
+    assert calls[True] < calls[False]

@@ -263,10 +263,11 @@ class HeuristicAttack(QueryAttack):
         adversarial = goal.is_adversarial(ans.labels).nonzero().flatten().tolist()
         searches, best, starts = [], None, []
 
-        def search(i: int, g0: float, seen: torch.Tensor | None):
+        def search(i: int, g0: float, seen: torch.Tensor | None, overlap=None):
             return select_key_frames(
                 st.x, candidates[i], goal, h.omega, spatial, cfg.tol, cap, h.acceptance,
                 cfg.targeted_grow, cfg.grid_points, h.trial, initial_g=g0, initial_x_adv=seen,
+                overlap=overlap,
             )  # fmt: skip
 
         def adopt(i: int, found: KeyFrameSearch, queries: int | None = None) -> None:
@@ -458,10 +459,12 @@ class _Search:
     """One key-frame search of :func:`key_frames_overlapped`: its process, what it queried,
     its bound, its pending request and, once done, its value."""
 
-    def __init__(self, start: tuple, process, groups: FrameGroups, bound: float) -> None:
+    def __init__(self, start: tuple, process, groups: FrameGroups, bound: float,
+                 safe: list[bool]) -> None:  # fmt: skip
         self.start, self.process, self.groups, self.bound = start, process, groups, bound
         self.request: Request | None = None
         self.done, self.value = False, None
+        self.safe = safe  # [True] once the budget can no longer cut it (its trials may overlap)
 
     def left(self) -> float:
         """The most queries it may still ask."""
@@ -511,7 +514,9 @@ def key_frames_overlapped(attack: BoundaryAttack, st: AttackState, goal: Goal,
                 start = found[len(runs)]
                 i, g0, seen = start
                 groups = FrameGroups(st.x, spatial, goal)
-                run = _Search(start, groups.watch(search(i, g0, seen)), groups, search_bound(i))
+                safe = [False]
+                process = search(i, g0, seen, overlap=lambda safe=safe: safe[0])
+                run = _Search(start, groups.watch(process), groups, search_bound(i), safe)
                 run.advance(None)
                 runs.append(run)
             parts: list[tuple[_Search | None, Request]] = []
@@ -519,12 +524,17 @@ def key_frames_overlapped(attack: BoundaryAttack, st: AttackState, goal: Goal,
                 parts.append((None, chain_request))
             ahead = chain_bound.left() if not chain_done else 0  # what the searches before may ask
             first = chain_done
+            budget = attack.config.query_budget
+            room = min(limit, math.inf if budget is None else budget) - 1
             for run in runs:
                 if run.done:
                     continue
+                # all it may still ask fits beside what the searches before it may: the budget
+                # cannot cut it, so its own trials may overlap (later searches ask only past
+                # what this one may still ask, so this holds from here on while bounds hold)
+                run.safe[0] = st.queries + ahead + run.left() <= room
                 n = run.request.points.shape[0]
                 if first:  # the first search unfinished: its turn, as one after another
-                    budget = attack.config.query_budget
                     if budget is not None and st.queries + n > budget - 1:
                         raise BudgetExhausted(
                             f"attack's query budget exhausted: {st.queries} of {budget} used, a "

@@ -40,12 +40,19 @@ deletions that are adversarial only at a larger scale and costs 100+ queries a t
 
 Every function here is a query process (``hba_lib.oracle.queries``): it yields requests and is sent
 answers, so the attack that drives it counts every query (phase ``init``) under its budget.
+
+A trial's queries depend only on which frames the trials before it dropped (``p_hat`` is ``p``
+on the kept frames), not on their exact ``g``. So where nothing can cut the search (the caller
+proves it: ``select_key_frames(overlap=...)``), the next trial starts as soon as every trial
+before it has a certain outcome, read off the bracket ``(lo, hi]`` of its bisection, and the
+rest of those bisections goes in the same requests: the same queries and result, fewer
+requests (one-clip steps) in a row.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -212,15 +219,34 @@ def key_frame_map(
     )
 
 
+def _bracketed(search, bracket: list[float]):
+    """``search`` (a :data:`~hba_lib.oracle.queries.Search`), keeping ``bracket = [lo, hi]``:
+    the largest scale answered not adversarial and the smallest answered adversarial so far. A
+    bisection returns its last adversarial scale, so its ``g`` lies in ``(lo, hi]`` at every
+    step, whatever the model answers."""
+    try:
+        lam = next(search)
+        while True:
+            adversarial = yield lam
+            if adversarial:
+                bracket[1] = min(bracket[1], lam)
+            else:
+                bracket[0] = max(bracket[0], lam)
+            lam = search.send(adversarial)
+    except StopIteration as stop:
+        return stop.value
+
+
 def deletion_trial(
     x: torch.Tensor, p_hat: torch.Tensor, goal: Any, tol: float, cap: float, trial: str = "check",
-    grow: float = 1.05, grid_points: int = 100,
+    grow: float = 1.05, grid_points: int = 100, bracket: list[float] | None = None,
 ) -> Generator[Request, Answer, tuple[torch.Tensor, float]]:  # fmt: skip
     """One tentative deletion: ``(theta, g)`` of ``p_hat`` (``g = inf``: refused).
 
     ``check`` (the paper): query ``x + p_hat`` once; unless the goal accepts it, refuse (one
     query); else bisect ``g`` on ``[0, ||p_hat||]``. ``grow``: Opt-attack's initial search
-    from ``||p_hat||`` (targeted: grow and scan a grid).
+    from ``||p_hat||`` (targeted: grow and scan a grid). ``bracket`` (``check``, an empty list):
+    once the check has passed it holds ``[lo, hi]``, ``g`` in ``(lo, hi]``, as the bisection goes.
     """
     lam0 = float(torch.linalg.vector_norm(p_hat))
     theta = p_hat / max(lam0, 1e-30)
@@ -233,7 +259,52 @@ def deletion_trial(
     if not bool(goal.is_adversarial(ans.labels)[0]):
         return theta, math.inf
     search = untargeted_initial_search(lam0, math.inf, tol, known_adversarial=True)
+    if bracket is not None:
+        bracket[:] = [0.0, lam0]
+        search = _bracketed(search, bracket)
     return theta, (yield from search_process(x, theta, search, goal, "init"))
+
+
+class _Deletion:
+    """One deletion trial of :func:`_deletions` in flight: its frame, mask and perturbation, its
+    process (counted, its queries watched by its own :class:`Closest`), the bisection's bracket
+    and, once done, its ``(theta, g)``."""
+
+    def __init__(self, t: int, m_new: torch.Tensor, p_new: torch.Tensor, process, tried: Closest,
+                 bracket: list[float]) -> None:  # fmt: skip
+        self.t, self.m_new, self.p_new, self.tried, self.bracket = t, m_new, p_new, tried, bracket
+        self.tally = [0]
+        self.process = counted(process, self.tally)
+        self.request: Request | None = None
+        self.done, self.value = False, None
+        self.verdict: bool | None = None  # its outcome, once certain and planned on
+        self.theta = p_new / max(float(torch.linalg.vector_norm(p_new)), 1e-30)  # as the trial
+
+    def advance(self, answer: Answer | None) -> None:
+        try:
+            self.request = next(self.process) if answer is None else self.process.send(answer)
+        except StopIteration as stop:
+            self.request, self.done, self.value = None, True, stop.value
+
+
+def _certain(run: _Deletion, x: torch.Tensor, omega: float, cur_map: float, acceptance: str):
+    """Whether ``run`` will be accepted (``True``), refused (``False``) or cannot tell yet
+    (``None``), from what it has been answered: refused once its check failed; while it
+    bisects, ``g`` lies in ``(lo, hi]`` and the MAP grows with ``g`` (every value of
+    ``|clamp(x + g theta) - x|`` does, in floating point too), and :func:`accept_deletion` only
+    accepts more as the new MAP falls, so the ends of the bracket decide it when they agree."""
+    if run.done:
+        theta, g = run.value
+        return accept_deletion(acceptance, omega, cur_map,
+                               key_frame_map(x, theta, g, run.m_new, acceptance))  # fmt: skip
+    if len(run.bracket) < 2:  # the check not answered yet
+        return None
+    lo, hi = run.bracket
+    high = key_frame_map(x, run.theta, hi, run.m_new, acceptance)
+    if accept_deletion(acceptance, omega, cur_map, high):
+        return True
+    low = key_frame_map(x, run.theta, lo, run.m_new, acceptance) if lo > 0 else 0.0
+    return None if accept_deletion(acceptance, omega, cur_map, low) else False
 
 
 def select_key_frames(
@@ -250,6 +321,7 @@ def select_key_frames(
     trial: str = "check",
     initial_g: float | None = None,
     initial_x_adv: torch.Tensor | None = None,
+    overlap: Callable[[], bool] | None = None,
 ) -> Generator[Request, Answer, KeyFrameSearch]:
     """Algorithm 1 for one candidate ``x_hat``: frame importance, then greedy deletion under
     the MAP bound ``omega`` (0-255). ``mask``: the spatial mask (``None``: every pixel).
@@ -261,6 +333,15 @@ def select_key_frames(
     that search queried. Every query is phase ``init``. Returns a :class:`KeyFrameSearch`; its
     ``g`` is ``inf`` when even the full masked direction is not adversarial, its ``x_adv`` the
     closest adversarial video queried inside its mask, bit for bit as the oracle saw it.
+
+    ``overlap`` (``check`` trials): a test that the budget can no longer cut this search (its
+    caller knows the budget and what it still owes other searches). While it holds, the next
+    trial starts as soon as every trial before it has a certain outcome (:func:`_certain`:
+    refused, or accepted under omega), its queries asked in the same request as the rest of
+    their bisections: a trial's queries depend only on which frames the trials before it
+    dropped, never on their exact ``g``, so every trial asks exactly the queries and gets
+    exactly the answers it would one after another, and the trials are taken in in their
+    order: the same result, in fewer requests. ``None``: one trial after another.
     """
     if acceptance not in ACCEPTANCE_RULES:
         raise ValueError(f"acceptance must be one of {ACCEPTANCE_RULES}, got {acceptance!r}")
@@ -291,32 +372,111 @@ def select_key_frames(
     if not math.isfinite(g):
         return out
     frames_left = len(frame_support(m))
-    for t in order:
-        if frames_left <= 1:
+    pending = list(order)  # the frames still to try, in order
+    flights: list[_Deletion] = []  # the trials started and not yet taken in, in order
+    # the plan: the state once the first `planned` trials in flight are taken in, as their
+    # outcomes (already certain) will have it; a trial starts only from the plan
+    planned, plan_m, plan_p, plan_frames, plan_cur = 0, m, p, frames_left, cur_map
+
+    def start_next() -> bool:
+        """Start the next trial from the plan (the loop above, one frame at a time)."""
+        nonlocal plan_frames
+        while pending and plan_frames > 1:
+            t = pending.pop(0)
+            m_new = drop_frame(plan_m, t)
+            p_new = plan_p * m_new
+            if not bool(p_new.any()):
+                continue
+            bracket: list[float] = []
+            tried = Closest(x)  # its queries all lie inside m_new (inside m)
+            process = tried.watch(deletion_trial(x, p_new, goal, tol, cap, trial, grow, grid_points,
+                                                 bracket if trial == "check" else None), goal)  # fmt: skip
+            run = _Deletion(t, m_new, p_new, process, tried, bracket)
+            run.advance(None)
+            flights.append(run)
+            return True
+        pending.clear()
+        return False
+
+    def plan_ahead() -> bool:
+        """Take the trials in flight whose outcome is certain into the plan, in order; whether
+        every trial in flight now is, each refused or accepted under omega (then the next
+        trial's outcome does not depend on the exact MAP the accepted one ends at: under omega,
+        every rule accepts exactly what it would accept at any other MAP under omega)."""
+        nonlocal planned, plan_m, plan_p, plan_frames, plan_cur
+        while planned < len(flights):
+            run = flights[planned]
+            verdict = _certain(run, x, omega, plan_cur, acceptance)
+            if verdict is None:
+                return False
+            if verdict:
+                theta, g_at_most = run.value if run.done else (run.theta, run.bracket[1])
+                new_map = key_frame_map(x, theta, g_at_most, run.m_new, acceptance)
+                if not (run.done or new_map < omega):
+                    return False
+                plan_m, plan_p, plan_frames, plan_cur = (
+                    run.m_new,
+                    run.p_new,
+                    plan_frames - 1,
+                    new_map,
+                )
+            run.verdict = verdict
+            planned += 1
+        return True
+
+    while True:
+        while not flights or (overlap is not None and trial == "check" and plan_ahead()
+                              and overlap()):  # fmt: skip
+            if not start_next():
+                break
+        if not flights:
             break
-        m_new = drop_frame(m, t)
-        p_new = p * m_new
-        if not bool(p_new.any()):
-            continue
-        before = spent[0]
-        tried = Closest(x)  # its queries all lie inside m_new (inside m)
-        theta_new, g_new = yield from counted(
-            tried.watch(deletion_trial(x, p_new, goal, tol, cap, trial, grow, grid_points), goal),
-            spent,
-        )
-        new_map = key_frame_map(x, theta_new, g_new, m_new, acceptance)
-        accept = accept_deletion(acceptance, omega, cur_map, new_map)
-        if accept:
-            m, p, theta, g, cur_map = m_new, p_new, theta_new, g_new, new_map
-            frames_left -= 1
-            tried.restrict(m)  # what was kept before counts if it leaves frame t alone
-            if kept.video is not None:
-                tried.offer(kept.video.unsqueeze(0))
-            kept = tried
-        elif tried.video is not None:
-            kept.offer(tried.video.unsqueeze(0))
-        out.trials.append(Trial(t, g_new, new_map, accept, frames_left, spent[0] - before))
-        out.queries = spent[0]
+        running = [run for run in flights if not run.done]
+        if running:
+            parts = [run.request for run in running]
+            request = (
+                parts[0]
+                if len(parts) == 1
+                else Request(
+                    torch.cat([r.points for r in parts]), "init", max(r.reserve for r in parts)
+                )
+            )
+            try:
+                answer = yield request
+            except BaseException:  # the budget's, a model's NaN, a close: every trial ends
+                for run in flights:
+                    run.process.close()
+                raise
+            offset = 0
+            for run, req in zip(running, parts):
+                size = req.points.shape[0]
+                run.advance(Answer(answer.labels[offset : offset + size],
+                                   answer.probs[offset : offset + size]))  # fmt: skip
+                offset += size
+            spent[0] += offset
+        while flights and flights[0].done:  # taken in, in the order one after another has
+            run = flights.pop(0)
+            theta_new, g_new = run.value
+            new_map = key_frame_map(x, theta_new, g_new, run.m_new, acceptance)
+            accept = accept_deletion(acceptance, omega, cur_map, new_map)
+            if accept:
+                m, p, theta, g, cur_map = run.m_new, run.p_new, theta_new, g_new, new_map
+                frames_left -= 1
+                run.tried.restrict(m)  # what was kept before counts if it leaves frame t alone
+                if kept.video is not None:
+                    run.tried.offer(kept.video.unsqueeze(0))
+                kept = run.tried
+            elif run.tried.video is not None:
+                kept.offer(run.tried.video.unsqueeze(0))
+            out.trials.append(Trial(run.t, g_new, new_map, accept, frames_left, run.tally[0]))
+            out.queries = spent[0]
+            if planned:  # its outcome was planned on: it must be the one taken
+                planned -= 1
+                if accept != run.verdict:
+                    raise RuntimeError(f"key-frame trial of frame {run.t}: planned "
+                                       f"{run.verdict}, taken {accept}")  # fmt: skip
+            if not planned:  # nothing planned ahead: the plan is the state
+                plan_m, plan_p, plan_frames, plan_cur = m, p, frames_left, cur_map
     out.mask, out.theta, out.g, out.map = m, normalize(theta), g, cur_map
     out.x_adv = kept.video
     return out
