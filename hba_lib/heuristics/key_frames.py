@@ -425,8 +425,8 @@ def select_key_frames(
         return True
 
     while True:
-        while not flights or (overlap is not None and trial == "check" and plan_ahead()
-                              and overlap()):  # fmt: skip
+        while not flights or (overlap is not None and trial == "check" and overlap()
+                              and plan_ahead()):  # fmt: skip
             if not start_next():
                 break
         if not flights:
