@@ -160,6 +160,32 @@ viz.show(viz.key_frames_by_omega(kept, x.shape[1], maps, f"{model_label}: key fr
          "04_key_frames_by_omega")  # fmt: skip
 
 # %% [markdown]
+# ## One trial after another, or overlapped
+#
+# Each trial is a chain: one check, then a bisection of a dozen halvings, each waiting for the
+# answer before it. But a trial's queries depend only on *which* frames the trials before it
+# dropped (`p_hat` is `p` on the kept frames), not on their exact `g`; and a trial's outcome is
+# often certain long before its bisection ends: `g` lies between the last scale answered clean
+# and the last answered adversarial, the MAP grows with `g`, so once the MAP at the upper end
+# is within omega (kept out) or the MAP at the lower end is above both omega and the current
+# value (put back), the remaining halvings cannot change it. So the next trial can start then,
+# its check asked in the same request as the rest of that bisection. Same queries, same answers,
+# same key frames, fewer requests: on a GPU a request of ten clips costs about what one clip
+# costs. `overlap` is a test the caller passes: the full attack passes one that holds only
+# where the query budget cannot cut the search (so a cut falls exactly where one after another
+# would put it).
+
+# %%
+rows = []
+for overlap in (None, lambda: True):
+    counter = Oracle(model)
+    res = drive(select_key_frames(x, x_hat, goal, omega=omega, tol=tol, overlap=overlap), counter)
+    rows.append({"trials": "overlapped" if overlap else "one after another",
+                 "queries": counter.used, "requests": counter.calls,
+                 "key frames": res.key_frames, "key-frame MAP": round(res.map, 3)})  # fmt: skip
+pd.DataFrame(rows).set_index("trials")
+
+# %% [markdown]
 # In the full attack (notebook 06) the candidates' boundary searches run first, each abandoned
 # as soon as it cannot beat the best distance found so far (one query); Algorithm 1 runs on the
 # survivors, and the one whose key-frame direction is closest to the boundary (smallest `g`,
@@ -175,6 +201,8 @@ viz.show(viz.key_frames_by_omega(kept, x.shape[1], maps, f"{model_label}: key fr
 #   a higher sparsity.
 # - The search costs one boundary search per tried frame: it pays off when the optimizer
 #   then searches a space of a few frames instead of sixteen.
+# - A trial's queries depend only on which frames are dropped, so the next trial can start as
+#   soon as the outcomes before it are certain: the same queries in fewer requests.
 #
 # ## Exercises
 
