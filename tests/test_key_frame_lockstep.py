@@ -540,33 +540,43 @@ def test_overlapped_trials_ask_the_same_queries_in_fewer_requests(targeted, acce
     g = torch.Generator().manual_seed(7)
     cap = math.sqrt(math.prod(SHAPE))
     fewer = cases = 0
+
+    def compare(x, c, goal, omega, mask) -> tuple[bool, list[float]]:
+        runs = []
+        for overlap in (None, lambda: False, lambda: True):
+            oracle = _Logged(model)
+            found = drive(select_key_frames(x, c, goal, omega, mask, 1e-3, cap, acceptance,
+                                            overlap=overlap), oracle)  # fmt: skip
+            runs.append((found, oracle))
+        (a, oa), (b, ob), (o, oo) = runs
+        for found, oracle in ((b, ob), (o, oo)):
+            assert found.as_dict() == a.as_dict()
+            assert torch.equal(found.mask, a.mask)
+            assert (found.theta is None) == (a.theta is None)
+            assert found.theta is None or torch.equal(found.theta, a.theta)
+            assert (found.x_adv is None) == (a.x_adv is None)
+            assert found.x_adv is None or torch.equal(found.x_adv, a.x_adv)
+            assert oracle.used == oa.used == a.queries
+            assert sorted(oracle.asked) == sorted(oa.asked)
+        assert ob.asked == oa.asked and ob.calls == oa.calls  # overlap false: sequential
+        assert oo.calls <= oa.calls
+        return oo.calls < oa.calls, [t.map for t in a.trials if math.isfinite(t.map)]
+
     for video in (0, 1, 2, 5):
         x, label = pool[video], int(labels[video])
         goal = Targeted(label, (label + 1) % 3) if targeted else Untargeted(label)
         for c in pool[10:][goal.is_adversarial(labels[10:])][:3]:
             for omega in (0.0, 0.5, 5.0, math.inf):
                 mask = (torch.rand((1, *SHAPE[1:]), generator=g) < 0.7).float()
-                runs = []
-                for overlap in (None, lambda: False, lambda: True):
-                    oracle = _Logged(model)
-                    found = drive(select_key_frames(x, c, goal, omega, mask, 1e-3, cap, acceptance,
-                                                    overlap=overlap), oracle)  # fmt: skip
-                    runs.append((found, oracle))
-                (a, oa), (b, ob), (o, oo) = runs
-                for found, oracle in ((b, ob), (o, oo)):
-                    assert found.as_dict() == a.as_dict()
-                    assert torch.equal(found.mask, a.mask)
-                    assert (found.theta is None) == (a.theta is None)
-                    assert found.theta is None or torch.equal(found.theta, a.theta)
-                    assert (found.x_adv is None) == (a.x_adv is None)
-                    assert found.x_adv is None or torch.equal(found.x_adv, a.x_adv)
-                    assert oracle.used == oa.used == a.queries
-                    assert sorted(oracle.asked) == sorted(oa.asked)
-                assert ob.asked == oa.asked and ob.calls == oa.calls  # overlap false: sequential
-                assert oo.calls <= oa.calls
-                fewer += oo.calls < oa.calls
-                cases += 1
-    assert cases >= 24 and fewer >= cases // 4  # it overlapped, and often
+                overlapped, maps = compare(x, c, goal, omega, mask)
+                fewer, cases = fewer + overlapped, cases + 1
+                # omega at a trial's exact MAP, and just above it: outcomes on the edge, and
+                # accepted trials whose MAP the next trials' outcomes must not depend on
+                for edge in maps[:2] if omega == 0.5 else []:
+                    for near in (edge, edge * 1.01):
+                        overlapped, _ = compare(x, c, goal, near, mask)
+                        fewer, cases = fewer + overlapped, cases + 1
+    assert cases >= 40 and fewer >= cases // 4  # it overlapped, and often
 
 
 def test_the_attack_overlaps_trials_only_where_nothing_can_cut_them(monkeypatch) -> None:

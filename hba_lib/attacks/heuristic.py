@@ -531,7 +531,9 @@ def key_frames_overlapped(attack: BoundaryAttack, st: AttackState, goal: Goal,
                     continue
                 # all it may still ask fits beside what the searches before it may: the budget
                 # cannot cut it, so its own trials may overlap (later searches ask only past
-                # what this one may still ask, so this holds from here on while bounds hold)
+                # what this one may still ask, so this holds from here on while the bounds
+                # hold; a bound that fails makes left() inf: no new trial starts, though the
+                # ones already in flight go on together)
                 run.safe[0] = st.queries + ahead + run.left() <= room
                 n = run.request.points.shape[0]
                 if first:  # the first search unfinished: its turn, as one after another

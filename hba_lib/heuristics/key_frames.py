@@ -341,7 +341,10 @@ def select_key_frames(
     their bisections: a trial's queries depend only on which frames the trials before it
     dropped, never on their exact ``g``, so every trial asks exactly the queries and gets
     exactly the answers it would one after another, and the trials are taken in in their
-    order: the same result, in fewer requests. ``None``: one trial after another.
+    order: the same result, in fewer requests (for a model that answers a clip the same in any
+    batch, as every oracle here assumes). ``None``: one trial after another. A model that
+    answers NaN, or a server that stops answering, stops the search with the same error, but
+    possibly at another query than one after another would.
     """
     if acceptance not in ACCEPTANCE_RULES:
         raise ValueError(f"acceptance must be one of {ACCEPTANCE_RULES}, got {acceptance!r}")
