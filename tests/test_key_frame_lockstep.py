@@ -603,3 +603,41 @@ def test_the_attack_overlaps_trials_only_where_nothing_can_cut_them(monkeypatch)
         calls[allowed] = oracle.calls
     assert_same(results[True], results[False])
     assert calls[True] < calls[False]
+
+
+@pytest.mark.parametrize("video,targeted", [(1, False), (0, True)])
+def test_overlap_is_safe_with_tight_bounds(monkeypatch, video, targeted) -> None:
+    """The test that lets a search overlap its trials must count what the searches before it
+    may still ask: with every key-frame search's bound made exact (the queries it asks one
+    after another), searches run ahead of their turn right up to the budget, and at every
+    budget, one query at a time, the result is still the sequential one. (With the real, loose
+    bounds a search rarely runs ahead where a budget could then cut it.)"""
+    import hba_lib.attacks.heuristic as heuristic
+
+    model, x, label, target, cands = toy_case(video, targeted)
+    full = toy_attack(targeted, False, None).run(Oracle(model), x, label, target,
+                                                 candidates=cands)  # fmt: skip
+    kf = full.info["key_frames"]
+    spatial = toy_attack(targeted, False, None).spatial_mask(x)
+    exact = {}
+    for i, search in zip(kf["candidates"], kf["searches"]):
+        p = cands[i] - x if spatial is None else (cands[i] - x) * spatial
+        exact[p.numpy().tobytes()] = search["queries"]
+    assert len(exact) >= 2  # at least two survivors: one can run ahead of the other
+
+    def tight(p, *args, **kwargs):
+        return exact.get(p.numpy().tobytes(), math.inf)
+
+    monkeypatch.setattr(heuristic, "key_frame_query_bound", tight)
+    init = full.queries_by_phase["init"]
+    start = init - sum(exact.values()) - 5
+    ran_ahead = 0
+    for budget in range(max(start, 8), init + 3):
+        seq_oracle, auto_oracle = Oracle(model), Oracle(model)
+        seq = toy_attack(targeted, False, budget).run(seq_oracle, x, label, target,
+                                                      candidates=cands)  # fmt: skip
+        auto = toy_attack(targeted, "auto", budget).run(auto_oracle, x, label, target,
+                                                        candidates=cands)  # fmt: skip
+        assert_same(auto, seq)
+        ran_ahead += auto_oracle.calls < seq_oracle.calls
+    assert ran_ahead > 0
