@@ -311,6 +311,19 @@ def assert_same(a, b) -> None:
         b.success, b.iterations, b.stop_reason, b.distance)  # fmt: skip
 
 
+def auto_against_sequential(model, x, label, target, cands, targeted, budget) -> bool:
+    """Run the toy attack with ``"auto"`` and one after another at ``budget``; check they agree
+    bit for bit, on the same queries, ``"auto"`` in no more oracle calls; whether it took fewer."""
+    seq_oracle, auto_oracle = Oracle(model), Oracle(model)
+    seq = toy_attack(targeted, False, budget).run(seq_oracle, x, label, target, candidates=cands)
+    auto = toy_attack(targeted, "auto", budget).run(auto_oracle, x, label, target,
+                                                    candidates=cands)  # fmt: skip
+    assert_same(auto, seq)
+    assert auto_oracle.used == seq_oracle.used == auto.queries
+    assert auto_oracle.calls <= seq_oracle.calls
+    return auto_oracle.calls < seq_oracle.calls
+
+
 @pytest.mark.parametrize("targeted", [False, True])
 @pytest.mark.parametrize("video", [0, 1, 5])
 def test_auto_equals_one_after_another_at_every_budget(targeted, video) -> None:
@@ -323,15 +336,7 @@ def test_auto_equals_one_after_another_at_every_budget(targeted, video) -> None:
                      key=lambda b: math.inf if b is None else b)  # fmt: skip
     overlapped = 0
     for budget in budgets:
-        seq_oracle, auto_oracle = Oracle(model), Oracle(model)
-        seq = toy_attack(targeted, False, budget).run(seq_oracle, x, label, target,
-                                                      candidates=cands)  # fmt: skip
-        auto = toy_attack(targeted, "auto", budget).run(auto_oracle, x, label, target,
-                                                        candidates=cands)  # fmt: skip
-        assert_same(auto, seq)
-        assert auto_oracle.used == seq_oracle.used == auto.queries
-        assert auto_oracle.calls <= seq_oracle.calls
-        overlapped += auto_oracle.calls < seq_oracle.calls
+        overlapped += auto_against_sequential(model, x, label, target, cands, targeted, budget)
     if len(full.info["key_frames"]["survivors"]) >= 1:
         assert overlapped > 0  # it did overlap somewhere
 
@@ -633,11 +638,5 @@ def test_overlap_is_safe_with_tight_bounds(monkeypatch, video, targeted) -> None
     start = init - sum(exact.values()) - 5
     ran_ahead = 0
     for budget in range(max(start, 8), init + 3):
-        seq_oracle, auto_oracle = Oracle(model), Oracle(model)
-        seq = toy_attack(targeted, False, budget).run(seq_oracle, x, label, target,
-                                                      candidates=cands)  # fmt: skip
-        auto = toy_attack(targeted, "auto", budget).run(auto_oracle, x, label, target,
-                                                        candidates=cands)  # fmt: skip
-        assert_same(auto, seq)
-        ran_ahead += auto_oracle.calls < seq_oracle.calls
+        ran_ahead += auto_against_sequential(model, x, label, target, cands, targeted, budget)
     assert ran_ahead > 0
