@@ -50,6 +50,21 @@ def budget_of(path: Path, records: list[dict] | None = None) -> int:
     return int(found.group(1))
 
 
+def read_records(path: Path, budget: int | None = None) -> tuple[list[dict], int]:
+    """A records file's records and the budget to read them at (``budget``, else
+    :func:`budget_of`); a clear ``ValueError`` for a missing file, no budget to be found, or a
+    ``budget`` the records contradict."""
+    if not Path(path).is_file():
+        raise ValueError(f"no records at {path}")
+    records = [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+    if budget is None:
+        return records, budget_of(path, records)
+    named = {tuple(r["budgets"])[-1] for r in records if "budgets" in r}
+    if named - {budget}:
+        raise ValueError(f"--budget {budget}, but the records name {sorted(named)}")
+    return records, budget
+
+
 def last_values(records: list[dict], budget: int) -> dict[str, dict[int, tuple[float, float]]]:
     """``{row: {video: (MAP, L2)}}`` at the last budget (:func:`hba_lib.metrics.final_pair`, as
     the benchmark's verdict reads them)."""
@@ -90,15 +105,8 @@ def main(argv: list[str] | None = None) -> int:
                         "name's, '..._<N>q_...'; records that name another: an error)")  # fmt: skip
     args = p.parse_args(argv)
 
-    if not args.records.is_file():
-        print(f"no records at {args.records}", file=sys.stderr)
-        return 2
-    records = [json.loads(line) for line in args.records.open() if line.strip()]
     try:
-        budget = budget_of(args.records, records) if args.budget is None else args.budget
-        named = {tuple(r["budgets"])[-1] for r in records if "budgets" in r}
-        if args.budget is not None and named - {args.budget}:
-            raise ValueError(f"--budget {args.budget}, but the records name {sorted(named)}")
+        records, budget = read_records(args.records, args.budget)
     except ValueError as exc:
         print(exc, file=sys.stderr)
         return 2

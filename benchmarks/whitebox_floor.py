@@ -34,7 +34,6 @@ The videos are those of the records file (``attack_set`` with the same ``--video
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 from pathlib import Path
@@ -159,14 +158,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--budget", type=int, default=None,
                     help="the records' last budget (default: from the records, or the file name)")  # fmt: skip
     args = ap.parse_args(argv)
-    if not args.records.is_file():
-        print(f"no records at {args.records}", file=sys.stderr)
-        return 2
-    records = [json.loads(line) for line in args.records.read_text().splitlines() if line.strip()]
     try:
-        budget = (
-            args.budget if args.budget is not None else _intervals.budget_of(args.records, records)
-        )
+        records, budget = _intervals.read_records(args.records, args.budget)
     except ValueError as exc:
         print(exc, file=sys.stderr)
         return 2

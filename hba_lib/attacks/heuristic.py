@@ -40,11 +40,11 @@ from hba_lib.heuristics.key_frames import (
     key_frame_query_bound,
     select_key_frames,
 )
-from hba_lib.oracle import Answer, BudgetExhausted, NonFiniteOutputError
+from hba_lib.oracle import BudgetExhausted, NonFiniteOutputError
 from hba_lib.oracle.closest import Closest
 from hba_lib.oracle.goals import Goal
 from hba_lib.oracle.priors import parse_prior
-from hba_lib.oracle.queries import QueryProcess, Request, observe, together
+from hba_lib.oracle.queries import QueryProcess, Request, Stepper, observe, split, together
 from hba_lib.oracle.subspace import parse_subspace
 
 OPTIMIZERS = ("opt", "opt-authors", "opt-relative", "sign-opt", "hsja", "cgba")
@@ -455,27 +455,20 @@ class ChainBound:
         return current + sum(self.bounds[self.k + 1 :])
 
 
-class _Search:
+class _Search(Stepper):
     """One key-frame search of :func:`key_frames_overlapped`: its process, what it queried,
     its bound, its pending request and, once done, its value."""
 
     def __init__(self, start: tuple, process, groups: FrameGroups, bound: float,
                  safe: list[bool]) -> None:  # fmt: skip
-        self.start, self.process, self.groups, self.bound = start, process, groups, bound
-        self.request: Request | None = None
-        self.done, self.value = False, None
-        self.safe = safe  # [True] once the budget can no longer cut it (its trials may overlap)
+        super().__init__(process)
+        self.start, self.groups, self.bound = start, groups, bound
+        self.safe = safe  # [True] while the budget cannot cut it (its trials may overlap)
 
     def left(self) -> float:
         """The most queries it may still ask."""
         left = self.bound - self.groups.queries
         return 0 if self.done else (left if left >= 0 else math.inf)
-
-    def advance(self, answer: Answer | None) -> None:
-        try:
-            self.request = next(self.process) if answer is None else self.process.send(answer)
-        except StopIteration as stop:
-            self.request, self.done, self.value = None, True, stop.value
 
 
 def key_frames_overlapped(attack: BoundaryAttack, st: AttackState, goal: Goal,
@@ -564,12 +557,10 @@ def key_frames_overlapped(attack: BoundaryAttack, st: AttackState, goal: Goal,
                 if not chain_done:  # the chain ends as it would alone (counting its part)
                     chain.throw(exc)
                 raise
-            offset, chain_part = 0, None
-            for run, req in parts:  # the key-frame searches' parts counted first, then the chain
+            chain_part = None
+            # the key-frame searches' parts counted first, then the chain
+            for (run, req), part in zip(parts, split(answer, [req for _, req in parts])):
                 size = req.points.shape[0]
-                part = Answer(answer.labels[offset : offset + size],
-                              answer.probs[offset : offset + size])  # fmt: skip
-                offset += size
                 if run is None:
                     chain_part = part
                     continue

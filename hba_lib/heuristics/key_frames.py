@@ -62,9 +62,12 @@ from hba_lib.oracle import Answer, distances
 from hba_lib.oracle.closest import Closest
 from hba_lib.oracle.queries import (
     Request,
+    Stepper,
+    merge,
     normalize,
     points,
     search_process,
+    split,
     targeted_initial_search,
     untargeted_initial_search,
 )
@@ -265,26 +268,18 @@ def deletion_trial(
     return theta, (yield from search_process(x, theta, search, goal, "init"))
 
 
-class _Deletion:
-    """One deletion trial of :func:`_deletions` in flight: its frame, mask and perturbation, its
-    process (counted, its queries watched by its own :class:`Closest`), the bisection's bracket
-    and, once done, its ``(theta, g)``."""
+class _Deletion(Stepper):
+    """One deletion trial of :func:`select_key_frames` in flight: its frame, mask and
+    perturbation, its process (counted, its queries watched by its own :class:`Closest`), the
+    bisection's bracket and, once done, its ``(theta, g)``."""
 
     def __init__(self, t: int, m_new: torch.Tensor, p_new: torch.Tensor, process, tried: Closest,
                  bracket: list[float]) -> None:  # fmt: skip
-        self.t, self.m_new, self.p_new, self.tried, self.bracket = t, m_new, p_new, tried, bracket
         self.tally = [0]
-        self.process = counted(process, self.tally)
-        self.request: Request | None = None
-        self.done, self.value = False, None
+        super().__init__(counted(process, self.tally))
+        self.t, self.m_new, self.p_new, self.tried, self.bracket = t, m_new, p_new, tried, bracket
         self.verdict: bool | None = None  # its outcome, once certain and planned on
         self.theta = p_new / max(float(torch.linalg.vector_norm(p_new)), 1e-30)  # as the trial
-
-    def advance(self, answer: Answer | None) -> None:
-        try:
-            self.request = next(self.process) if answer is None else self.process.send(answer)
-        except StopIteration as stop:
-            self.request, self.done, self.value = None, True, stop.value
 
 
 def _certain(run: _Deletion, x: torch.Tensor, omega: float, cur_map: float, acceptance: str):
@@ -437,26 +432,15 @@ def select_key_frames(
         running = [run for run in flights if not run.done]
         if running:
             parts = [run.request for run in running]
-            request = (
-                parts[0]
-                if len(parts) == 1
-                else Request(
-                    torch.cat([r.points for r in parts]), "init", max(r.reserve for r in parts)
-                )
-            )
             try:
-                answer = yield request
+                answer = yield merge(parts)
             except BaseException:  # the budget's, a model's NaN, a close: every trial ends
                 for run in flights:
                     run.process.close()
                 raise
-            offset = 0
-            for run, req in zip(running, parts):
-                size = req.points.shape[0]
-                run.advance(Answer(answer.labels[offset : offset + size],
-                                   answer.probs[offset : offset + size]))  # fmt: skip
-                offset += size
-            spent[0] += offset
+            for run, part in zip(running, split(answer, parts)):
+                run.advance(part)
+            spent[0] += sum(req.points.shape[0] for req in parts)
         while flights and flights[0].done:  # taken in, in the order one after another has
             run = flights.pop(0)
             theta_new, g_new = run.value

@@ -222,6 +222,43 @@ def observe(process: QueryProcess, on_answer) -> QueryProcess:
         return stop.value
 
 
+def merge(requests: Sequence[Request], reserve: int | None = None) -> Request:
+    """One request for several (same phase): their points in order; ``reserve`` (default: the
+    largest of theirs). A single request is returned as it is."""
+    if len(requests) == 1 and reserve is None:
+        return requests[0]
+    pts = requests[0].points if len(requests) == 1 else torch.cat([r.points for r in requests])
+    keep = max(r.reserve for r in requests) if reserve is None else reserve
+    return Request(pts, requests[0].phase, keep)
+
+
+def split(answer: Answer, requests: Sequence[Request]) -> list[Answer]:
+    """The answer to :func:`merge` of ``requests``, cut back into one answer per request."""
+    parts, offset = [], 0
+    for request in requests:
+        size = request.points.shape[0]
+        parts.append(Answer(answer.labels[offset : offset + size],
+                            answer.probs[offset : offset + size]))  # fmt: skip
+        offset += size
+    return parts
+
+
+class Stepper:
+    """A query process driven one answer at a time: its pending ``request`` and, once it has
+    returned, ``done`` and its ``value``. :meth:`advance` with ``None`` starts it."""
+
+    def __init__(self, process: QueryProcess) -> None:
+        self.process = process
+        self.request: Request | None = None
+        self.done, self.value = False, None
+
+    def advance(self, answer: Answer | None) -> None:
+        try:
+            self.request = next(self.process) if answer is None else self.process.send(answer)
+        except StopIteration as stop:
+            self.request, self.done, self.value = None, True, stop.value
+
+
 def together(
     processes: Sequence[Generator[Request, Answer, Any]],
     done: Callable[[int, Any], None] | None = None,
@@ -257,11 +294,7 @@ def together(
         idx = [i for i, req in pending.items() if req.phase == phase]
         while True:
             parts = [pending[i] for i in idx]
-            merged = Request(
-                parts[0].points if len(parts) == 1 else torch.cat([r.points for r in parts]),
-                phase,
-                max(r.reserve for r in parts),
-            )
+            merged = merge(parts)
             try:
                 answer = yield merged
                 break
@@ -275,13 +308,7 @@ def together(
                     finished(idx[0], stop.value)
                 idx = []
                 break
-        offset = 0
-        for i in idx:
-            size = pending[i].points.shape[0]
-            part = Answer(
-                answer.labels[offset : offset + size], answer.probs[offset : offset + size]
-            )
-            offset += size
+        for i, part in zip(idx, split(answer, [pending[i] for i in idx])):
             try:
                 pending[i] = processes[i].send(part)
             except StopIteration as stop:
