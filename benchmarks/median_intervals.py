@@ -11,6 +11,13 @@ replacement, the same videos for the row and the peers (paired), 10,000 times (s
 - the share of resamples in which the goal holds (MAP ratio <= 0.5 and L2 ratio <= 0.8, every
   resampled video fooled).
 
+With ``--pair A,B`` it also asks whether choosing between two rows *per video* would pay
+(:func:`pair_choice`): how often the rows' order in L2 at the first checkpoint is their order at
+the last, and the median L2 (over the better peer's) of each row, of the per-video better of
+the two (a choice that knows the outcome, free), and of the row that was ahead at the first
+checkpoint, read at its own last budget (a bound on a race of the two: a real one would also
+pay for the loser's queries and end with fewer).
+
 The better peer in each metric is the one ``heuristic_attack.py`` picked on all the videos (the
 lower median at the last budget), kept fixed; a video a row did not fool (or whose final check
 failed) counts as ``inf``, as there. Usage::
@@ -74,6 +81,32 @@ def last_values(records: list[dict], budget: int) -> dict[str, dict[int, tuple[f
     return out
 
 
+def pair_choice(records: list[dict], a: str, b: str, budget: int) -> dict:
+    """The per-video choice between rows ``a`` and ``b`` (module docstring): ``agree`` (videos
+    whose L2 order at the first checkpoint, ``l2_at[0]``, is the order at the last), ``n``, and
+    the median last-budget L2 of ``a``, ``b``, ``best`` (per video the lower) and ``early`` (per
+    video the row lower at the first checkpoint; ties go to ``a``)."""
+    last = last_values(records, budget)
+    first = {r["attack"]: {} for r in records}
+    for r in records:
+        first[r["attack"]][int(r["video"])] = float(r["l2_at"][0])
+    for name in (a, b):
+        if name not in last:
+            raise ValueError(f"no row {name!r} in the records; they have {sorted(last)}")
+    videos = sorted(set(last[a]) & set(last[b]))
+    if not videos:
+        raise ValueError(f"{a!r} and {b!r} share no video")
+    la = np.array([last[a][v][1] for v in videos])
+    lb = np.array([last[b][v][1] for v in videos])
+    ahead = np.array([first[a][v] <= first[b][v] for v in videos])
+    return {
+        "n": len(videos), "agree": int(((la <= lb) == ahead).sum()),
+        "a": float(np.median(la)), "b": float(np.median(lb)),
+        "best": float(np.median(np.minimum(la, lb))),
+        "early": float(np.median(np.where(ahead, la, lb))),
+    }  # fmt: skip
+
+
 def intervals(row: np.ndarray, peer_map: np.ndarray, peer_l2: np.ndarray, draws: int = 10_000,
               seed: int = 0) -> dict:  # fmt: skip
     """Paired bootstrap of the median ratios; ``row`` is ``[n, 2]`` (MAP, L2), the peers'
@@ -103,6 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--budget", type=int, default=None,
                    help="the last budget (default: the records' own, 'budgets', else the file "
                         "name's, '..._<N>q_...'; records that name another: an error)")  # fmt: skip
+    p.add_argument("--pair", default="", help="two rows 'A,B': would a per-video choice pay?")
     args = p.parse_args(argv)
 
     try:
@@ -143,6 +177,22 @@ def main(argv: list[str] | None = None) -> int:
         print(f"| {name} | {s['map']:.2f} | {s['map_ci'][0]:.2f}-{s['map_ci'][1]:.2f} | "
               f"{s['l2']:.2f} | {s['l2_ci'][0]:.2f}-{s['l2_ci'][1]:.2f} | "
               f"{100 * s['holds']:.0f} % |")  # fmt: skip
+    if args.pair:
+        names = args.pair.split(",")
+        if len(names) != 2:
+            print(f"--pair takes two rows 'A,B', got {args.pair!r}", file=sys.stderr)
+            return 2
+        try:
+            c = pair_choice(records, *names, budget)
+        except ValueError as exc:
+            print(exc, file=sys.stderr)
+            return 2
+        ref = np.median(column(better_l2, 1))
+        print(f"\nPer video, {names[0]} (A) or {names[1]} (B), L2 over {better_l2}'s median: "
+              f"A {c['a'] / ref:.2f}, B {c['b'] / ref:.2f}; the better of the two on each video "
+              f"(known afterwards) {c['best'] / ref:.2f}; the one ahead at the first checkpoint "
+              f"{c['early'] / ref:.2f} (a bound on a race); the order at the first checkpoint "
+              f"is the order at {budget:,} on {c['agree']} of {c['n']} videos")  # fmt: skip
     return 0
 
 

@@ -519,6 +519,78 @@ def test_median_intervals_pair_the_videos_and_count_a_failure(
     assert "different checkpoints" in capsys.readouterr().err
 
 
+def test_median_intervals_per_video_choice_between_two_rows(tmp_path, capsys, bench_module) -> None:
+    """``median_intervals.py --pair A,B``: on each video the row ahead at the first checkpoint
+    is picked and read at the last (the order flips on videos 2 and 3: picked wrong there), the
+    per-video better of the two is the pick that knows the outcome; medians over the peer's."""
+    import json
+
+    mod = bench_module("median_intervals")
+    # per video: (A first, A last, B first, B last); the peer's L2 is 1 on every video
+    rows = [(1, 1, 2, 2), (2, 2, 1, 1), (1, 3, 2, 2), (2, 1, 1, 4), (1, 1, 1, 5)]
+    lines = []
+    for v, (a0, a1, b0, b1) in enumerate(rows):
+        for name, first, last in [
+            ("A", a0, a1),
+            ("B", b0, b1),
+            ("ART HopSkipJump (same start)", 1, 1),
+        ]:
+            lines.append(json.dumps({"attack": name, "video": v, "attacked": True, "success": True,
+                                     "map_at": [first, last], "l2_at": [first, last], "map": last,
+                                     "distance": last, "queries": 100, "budgets": [50, 100]}))  # fmt: skip
+    file = tmp_path / "records.jsonl"
+    file.write_text("\n".join(lines) + "\n")
+    records = [json.loads(line) for line in lines]
+    c = mod.pair_choice(records, "A", "B", 100)
+    # A last 1 2 3 1 1 -> 1; B 2 1 2 4 5 -> 2; better of the two 1 1 2 1 1 -> 1;
+    # ahead first (ties to A): A B A B A -> 1 1 3 4 1 -> 1; order kept on videos 0, 1, 4
+    assert c == {"n": 5, "agree": 3, "a": 1.0, "b": 2.0, "best": 1.0, "early": 1.0}
+    records_b_first = [r for r in records if r["attack"] != "A" or r["video"] != 4]
+    assert mod.pair_choice(records_b_first, "A", "B", 100)["n"] == 4  # shared videos only
+    assert mod.main([str(file), "--rows", "A", "--pair", "A,B", "--draws", "100"]) == 0
+    assert "ahead at the first checkpoint 1.00" in capsys.readouterr().out
+    assert mod.main([str(file), "--rows", "A", "--pair", "A,nobody"]) == 2
+    assert "no row 'nobody'" in capsys.readouterr().err
+    assert mod.main([str(file), "--rows", "A", "--pair", "A"]) == 2
+
+
+def test_compare_records_counts_identical_videos_and_the_ratios(
+    tmp_path, capsys, bench_module
+) -> None:
+    """``benchmarks/compare_records.py``: a rerun's row is identical on a video only if its
+    queries, MAP and L2 all agree (one query more is not identical, though the L2 is); the
+    per-video L2 ratios are the rerun's over the first's; rows or videos only one file has are
+    left out; a missing file or no shared row is a clear error (exit 2)."""
+    import json
+
+    mod = bench_module("compare_records")
+
+    def rec(name, v, q, l2):
+        return json.dumps({"attack": name, "video": v, "queries": q, "map": 1.0, "distance": l2})
+
+    first = [
+        rec("A", 0, 100, 1.0),
+        rec("A", 1, 100, 2.0),
+        rec("A", 2, 100, 4.0),
+        rec("B", 0, 9, 1.0),
+    ]
+    again = [rec("A", 0, 100, 1.0), rec("A", 1, 101, 2.0), rec("A", 2, 100, 6.0), rec("A", 3, 1, 9.0),
+             rec("C", 0, 9, 1.0)]  # fmt: skip
+    f1, f2 = tmp_path / "first.jsonl", tmp_path / "again.jsonl"
+    f1.write_text("\n".join(first) + "\n")
+    f2.write_text("\n".join(again) + "\n")
+    (row,) = mod.compare(mod.read(f1), mod.read(f2))
+    assert row["row"] == "A" and row["videos"] == 3 and row["identical"] == 1
+    assert row["median_first"] == 2.0 and row["median_rerun"] == 2.0
+    assert (row["ratio_median"], row["ratio_min"], row["ratio_max"]) == (1.0, 1.0, 1.5)
+    assert mod.main([str(f1), str(f2)]) == 0
+    assert "| A | 3 | 1 | 2.000 | 2.000 | 1.000 (1.00-1.50) |" in capsys.readouterr().out
+    assert mod.main([str(f1), str(tmp_path / "nowhere.jsonl")]) == 2
+    f2.write_text(rec("C", 0, 9, 1.0) + "\n")
+    assert mod.main([str(f1), str(f2)]) == 2
+    assert "no row" in capsys.readouterr().err
+
+
 def test_benchmark_records_name_their_budget(bench_module) -> None:
     """``heuristic_attack.py``'s records carry their checkpoints, so a records file's budget is
     read from the records (``median_intervals.budget_of``), not parsed from its name alone, and
