@@ -106,9 +106,13 @@ def _spread(c: torch.Tensor, h: int, w: int) -> torch.Tensor:
 def cell_multiplier(energy: torch.Tensor, prior_var: torch.Tensor, grid: int) -> torch.Tensor:
     """``[T, H, W]``: a cell's ``energy`` over the prior's variance there, square-rooted, mean 1,
     mixed 0.8 / 0.2 with flat (module docstring, 3.)."""
-    r = _cells(energy, grid) / _cells(prior_var, grid)
-    m = _unit(r.clamp_min(0).sqrt())
-    return _spread(0.8 * m + 0.2, *energy.shape[1:])
+    return _multiplier(_cells(energy, grid), prior_var, grid)
+
+
+def _multiplier(cell_energy: torch.Tensor, prior_var: torch.Tensor, grid: int) -> torch.Tensor:
+    """:func:`cell_multiplier` from the cells' energies ``[T, G, G]``."""
+    m = _unit((cell_energy / _cells(prior_var, grid)).clamp_min(0).sqrt())
+    return _spread(0.8 * m + 0.2, *prior_var.shape[1:])
 
 
 def learned_profile(g: torch.Tensor, s: torch.Tensor, grid: int, gen: torch.Generator) -> dict:
@@ -127,7 +131,7 @@ def learned_profile(g: torch.Tensor, s: torch.Tensor, grid: int, gen: torch.Gene
         if t in ITERATIONS:
             e = _cells((acc * acc).sum(0), grid)
             e = (e - torch.quantile(e.flatten(), 0.1)).clamp_min(0)
-            m = cell_multiplier(_spread(e, *g.shape[2:]), var[0], grid)
+            m = _multiplier(e, var[0], grid)
             out[t] = prior_merit(g, var * m)[0] / base
     m = cell_multiplier((g * g).sum(0), var[0], grid)
     out["white-box"] = prior_merit(g, var * m)[0] / base
