@@ -383,3 +383,65 @@ def test_whitebox_floor_says_what_is_wrong_with_its_records(tmp_path, capsys, be
     unnamed.write_text(json.dumps(rec) + "\n")
     assert mod.main([str(unnamed)]) == 2
     assert "give --budget" in capsys.readouterr().err
+
+
+def test_optimizer_variants_change_one_thing_and_put_it_back(bench_module, tmp_path) -> None:
+    """``benchmarks/optimizer_variants.py`` (the screens of issue 22): ``step:1`` is the library
+    to the last bit and ``step:2`` is not; a fade reaches flat probes when its share of the
+    budget is spent and leaves the prior's before; ``q:`` reaches the optimizer the benchmark
+    builds; every patch is put back, also after an error; the report reads records files."""
+    import json
+
+    from hba_lib.attacks import base, heuristic, hsja
+    from hba_lib.attacks.base import AttackState
+    from hba_lib.oracle.queries import random_directions
+
+    mod = bench_module("optimizer_variants")
+    before = (base.BoundaryAttack.probes, hsja.HopSkipJump.geometric_step,
+              heuristic.make_optimizer)  # fmt: skip
+    model, x, cands = linear_setup()
+
+    def run():
+        oracle = Oracle(model)
+        res = HopSkipJump(query_budget=600).run(oracle, x, 0, candidates=cands)
+        assert res.success and res.queries == oracle.used
+        return res
+
+    plain = run()
+    with mod.variant("step:1"):
+        same = run()
+    with mod.variant("step:2:0.5"):
+        doubled = run()
+    assert torch.equal(same.x_adv, plain.x_adv) and same.queries == plain.queries
+    assert not torch.equal(doubled.x_adv, plain.x_adv)
+    attack, st = HopSkipJump(prior="edge:2", query_budget=600), AttackState(x, None)
+    prior_probes = attack.probes(st, 5, torch.Generator().manual_seed(3))
+    flat = random_directions(5, SHAPE, torch.Generator().manual_seed(3))
+    with mod.variant("fade:0.2:0.5"):
+        early = attack.probes(st, 5, torch.Generator().manual_seed(3))
+        st.queries = 300
+        late = attack.probes(st, 5, torch.Generator().manual_seed(3))
+        assert heuristic.make_optimizer("hsja").config.q == 100  # only the fade changed
+    assert torch.allclose(early, prior_probes, atol=1e-6) and not torch.allclose(early, flat)
+    assert torch.allclose(late, flat, atol=1e-6)
+    with pytest.raises(RuntimeError), mod.variant("q:7:9"):
+        opt = heuristic.make_optimizer("hsja+edge:2")
+        assert (opt.config.q, opt.config.max_q) == (7, 9)
+        raise RuntimeError("an error inside the block")
+    assert (base.BoundaryAttack.probes, hsja.HopSkipJump.geometric_step,
+            heuristic.make_optimizer) == before  # fmt: skip
+    for bad in ("step", "step:0", "step:2:1.5", "fade:0.5:0.2", "q:9:7", "q:1.5:3", "warp:1"):
+        with pytest.raises(ValueError, match="variant"):
+            mod.parse_variant(bad)
+    files = []
+    for name, scale in (("a", 1.0), ("b", 0.5)):
+        path = tmp_path / f"{name}.jsonl"
+        path.write_text("".join(json.dumps({
+            "attack": "opt / hsja", "video": v, "distance": scale * (v + 1) if v else 3.0,
+            "map": 1.0, "map_at": [4.0, 2.0, 1.0], "l2_at": [9.0, 5.0, 3.0], "success": True,
+            "clean_returned": False}) + "\n" for v in range(3)))  # fmt: skip
+        files.append(f"{path}={name}")
+    rows = mod.report(files)
+    assert [r["lower"] for r in rows] == [0, 2] and rows[1]["l2_over_first"] == pytest.approx(1 / 2)
+    assert rows[1]["l2_at"] == [9.0, 5.0, 1.5]
+    assert rows[1]["geomean_ratio"] == pytest.approx(0.25 ** (1 / 3))
