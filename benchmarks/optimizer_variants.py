@@ -37,8 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from compare_records import read  # noqa: E402
+from hba_lib.paths import load_script
 
 
 def parse_variant(spec: str) -> tuple[str, list[float]]:
@@ -128,7 +127,7 @@ def report(files: list[str]) -> list[dict]:
     tables = []
     for item in files:
         path, _, label = item.partition("=")
-        rows = read(Path(path))
+        rows = load_script("benchmarks/compare_records.py").read(Path(path))
         if len(rows) != 1:
             raise ValueError(f"{path}: expected the records of one row, found {sorted(rows)}")
         tables.append((label or path, next(iter(rows.values()))))
@@ -175,10 +174,8 @@ def main(argv: list[str] | None = None) -> int:
                   f"{r['geomean_ratio']:.3f} | {r['lower']} of {r['videos']} | "
                   f"{'yes' if r['all_fooled'] else 'NO'} |")  # fmt: skip
         return 0
-    import heuristic_attack
-
     with variant(argv[0]):
-        return heuristic_attack.main(argv[1:])
+        return load_script("benchmarks/heuristic_attack.py").main(argv[1:])
 
 
 if __name__ == "__main__":
