@@ -14,6 +14,16 @@ puts it back), so that its records come from exactly the benchmark's code with o
 - ``step:K[:F]``: HopSkipJump's geometric step ``||x_b - x|| / sqrt(t)`` times ``K`` (until a
   share ``F`` of the budget is spent, then the usual step; ``F`` = 1 unless given).
 - ``q:Q:MAXQ``: HopSkipJump's probe counts ``q`` and ``max_q`` (100 and 1,000 in the library).
+- ``pe:B:K``: probes that follow the perturbation found so far: the prior's weights times
+  ``e^B``, ``e`` the perturbation's energy (summed over the channels, averaged over ``K x K``
+  pixels, mean 1), renormalised, plus the prior's floor; recomputed at every estimate. Why it
+  was tried: at the attack's own boundary points (white-box, ``val`` videos) ``e`` has a
+  larger merit than the edge priors' (``docs/algorithm.md``); why it fails there too: a prior
+  that follows ``p`` settles where ``S(p)^2 g`` is parallel to ``p``, a fixed point that
+  feeds on itself.
+- ``sstep:K1[:K2...]``: HopSkipJump's geometric step tried at each factor ``K`` times
+  ``||x_b - x|| / sqrt(t)``, each followed by the bisection back to the boundary; the closest
+  kept (a step chosen by where it lands, at one bisection more a factor).
 
 Run a variant with the benchmark's own arguments (it writes the benchmark's records, under
 the row's usual name, so give each variant its own ``--out``)::
@@ -22,8 +32,9 @@ the row's usual name, so give each variant its own ``--out``)::
         --videos 20 --budget 10000 --configs '' --optimizers hsja+lcedge:3+top:0.3:0.7 \\
         --optimizer-configs opt --variants '' --peers '' --threads 1 --out runs/step.jsonl
 
-and set records files side by side, each against the first, on the videos all of them have
-(one row a file; nothing attacked)::
+(several variants at once, joined by commas: ``step:2:0.5,fade:0.3:1``), and set records
+files side by side, each against the first, on the videos all of them have (one row a file;
+nothing attacked)::
 
     .venv/bin/python benchmarks/optimizer_variants.py --report base.jsonl=base runs/step.jsonl=step
 """
@@ -36,6 +47,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from hba_lib.paths import load_script
 
@@ -43,9 +55,10 @@ from hba_lib.paths import load_script
 def parse_variant(spec: str) -> tuple[str, list[float]]:
     """``(kind, values)`` of a variant's name; a clear ``ValueError`` otherwise."""
     kind, *values = spec.split(":")
-    counts = {"fade": (2,), "step": (1, 2), "q": (2,)}
+    counts = {"fade": (2,), "step": (1, 2), "q": (2,), "pe": (2,), "sstep": (1, 2, 3, 4)}
     if kind not in counts or len(values) not in counts[kind]:
-        raise ValueError(f"variant {spec!r}: expected fade:A:B, step:K[:F] or q:Q:MAXQ")
+        raise ValueError(f"variant {spec!r}: expected fade:A:B, step:K[:F], q:Q:MAXQ, "
+                         "pe:B:K or sstep:K1[:K2...]")  # fmt: skip
     try:
         vals = [float(v) for v in values]
     except ValueError:
@@ -54,6 +67,10 @@ def parse_variant(spec: str) -> tuple[str, list[float]]:
         raise ValueError(f"variant {spec!r}: need 0 <= A < B <= 1")
     if kind == "step" and not (vals[0] > 0 and (len(vals) == 1 or 0 < vals[1] <= 1)):
         raise ValueError(f"variant {spec!r}: need K > 0 and 0 < F <= 1")
+    if kind == "sstep" and not all(v > 0 for v in vals):
+        raise ValueError(f"variant {spec!r}: the factors must be > 0")
+    if kind == "pe" and not (vals[0] > 0 and vals[1] >= 1 and vals[1] % 2 == 1):
+        raise ValueError(f"variant {spec!r}: need B > 0 and an odd blur K")
     if kind == "q" and not (1 <= vals[0] <= vals[1] and all(v == int(v) for v in vals)):
         raise ValueError(f"variant {spec!r}: need whole numbers 1 <= Q <= MAXQ")
     return kind, vals
@@ -78,17 +95,47 @@ def variant(spec: str):
         saved.append((owner, name, getattr(owner, name)))
         setattr(owner, name, new)
 
-    if kind == "fade":
+    if kind == "sstep":
+
+        def move(self, st, goal, x_b, v, t, dim):
+            best = None
+            for k in vals:
+                pt = yield from self.geometric_step(st, goal, x_b, v, k * st.g / math.sqrt(t))
+                if pt is None:
+                    continue
+                p = pt - st.x
+                if st.mask is not None:
+                    p = p * st.mask
+                hi = float(torch.linalg.vector_norm(p))
+                if hi == 0.0:
+                    continue
+                theta = p / hi
+                g = yield from self.to_boundary(st, goal, theta, hi, dim)
+                if best is None or g < best[1]:
+                    best = (theta, g)
+            return best
+
+        patch(hsja.HopSkipJump, "move", move)
+    elif kind in ("pe", "fade"):
         original = base.BoundaryAttack.probes
+        if kind == "pe":
+            energy_weights = load_script("benchmarks/perturbation_merit.py").energy_weights
 
         def probes(self, st, n, generator):
             cfg = self.config
             prior = parse_prior(cfg.prior)
-            if prior is None or cfg.query_budget is None:
+            live = st.theta is not None if kind == "pe" else cfg.query_budget is not None
+            if prior is None or not live:
                 return original(self, st, n, generator)
             if st.probe_std is None:
                 st.probe_std = prior.std(st.x)
-            std = faded_std(st.probe_std, st.queries / cfg.query_budget, *vals)
+            if kind == "fade":
+                std = faded_std(st.probe_std, st.queries / cfg.query_budget, *vals)
+            else:
+                w = st.probe_std[0] ** 2 - prior.floor  # the prior's weights, mean 1
+                var = w * energy_weights(st.theta, int(vals[1]))[0] ** vals[0]
+                var = var / var.mean() + prior.floor
+                std = var.sqrt().unsqueeze(0).expand_as(st.x).to(st.x.dtype)
             return base.random_directions(n, tuple(st.x.shape), generator, st.mask,
                                           subspace=cfg.probe_space(), std=std)  # fmt: skip
 
@@ -174,7 +221,9 @@ def main(argv: list[str] | None = None) -> int:
                   f"{r['geomean_ratio']:.3f} | {r['lower']} of {r['videos']} | "
                   f"{'yes' if r['all_fooled'] else 'NO'} |")  # fmt: skip
         return 0
-    with variant(argv[0]):
+    with contextlib.ExitStack() as stack:
+        for spec in argv[0].split(","):  # several variants at once: "step:2:0.5,fade:0.3:1"
+            stack.enter_context(variant(spec))
         return load_script("benchmarks/heuristic_attack.py").main(argv[1:])
 
 

@@ -386,10 +386,12 @@ def test_whitebox_floor_says_what_is_wrong_with_its_records(tmp_path, capsys, be
 
 
 def test_optimizer_variants_change_one_thing_and_put_it_back(bench_module, tmp_path) -> None:
-    """``benchmarks/optimizer_variants.py`` (the screens of issue 22): ``step:1`` is the library
-    to the last bit and ``step:2`` is not; a fade reaches flat probes when its share of the
-    budget is spent and leaves the prior's before; ``q:`` reaches the optimizer the benchmark
-    builds; every patch is put back, also after an error; the report reads records files."""
+    """``benchmarks/optimizer_variants.py`` (the screens of issue 22): ``step:1`` and
+    ``sstep:1`` are the library to the last bit and ``step:2`` is not; ``sstep:2:1`` tries
+    both steps and keeps the closer; a fade reaches flat probes when its share of the budget is
+    spent and leaves the prior's before; ``pe:`` probes follow the perturbation's energy;
+    ``q:`` reaches the optimizer the benchmark builds; every patch is put back, also after an
+    error; the report reads records files."""
     import json
 
     from hba_lib.attacks import base, heuristic, hsja
@@ -398,7 +400,7 @@ def test_optimizer_variants_change_one_thing_and_put_it_back(bench_module, tmp_p
 
     mod = bench_module("optimizer_variants")
     before = (base.BoundaryAttack.probes, hsja.HopSkipJump.geometric_step,
-              heuristic.make_optimizer)  # fmt: skip
+              hsja.HopSkipJump.move, heuristic.make_optimizer)  # fmt: skip
     model, x, cands = linear_setup()
 
     def run():
@@ -412,8 +414,21 @@ def test_optimizer_variants_change_one_thing_and_put_it_back(bench_module, tmp_p
         same = run()
     with mod.variant("step:2:0.5"):
         doubled = run()
-    assert torch.equal(same.x_adv, plain.x_adv) and same.queries == plain.queries
+    with mod.variant("sstep:1"):
+        one = run()
+    with mod.variant("sstep:2"):
+        double_step = run()
+    with mod.variant("step:2"):
+        also_double = run()
+    with mod.variant("sstep:2:1"):
+        both = run()
+    for res in (same, one):
+        assert torch.equal(res.x_adv, plain.x_adv) and res.queries == plain.queries
     assert not torch.equal(doubled.x_adv, plain.x_adv)
+    assert torch.equal(double_step.x_adv, also_double.x_adv)
+    assert double_step.distance != plain.distance  # both steps tried, the closer kept:
+    closest = min(plain.distance, double_step.distance)
+    assert both.queries > plain.queries and both.distance <= closest
     attack, st = HopSkipJump(prior="edge:2", query_budget=600), AttackState(x, None)
     prior_probes = attack.probes(st, 5, torch.Generator().manual_seed(3))
     flat = random_directions(5, SHAPE, torch.Generator().manual_seed(3))
@@ -424,13 +439,21 @@ def test_optimizer_variants_change_one_thing_and_put_it_back(bench_module, tmp_p
         assert heuristic.make_optimizer("hsja").config.q == 100  # only the fade changed
     assert torch.allclose(early, prior_probes, atol=1e-6) and not torch.allclose(early, flat)
     assert torch.allclose(late, flat, atol=1e-6)
+    st.theta = torch.zeros_like(x)
+    st.theta[:, 0] = 1.0  # the perturbation so far: frame 0 only
+    with mod.variant("pe:1:1"):
+        follow = attack.probes(st, 200, torch.Generator().manual_seed(3))
+    share = float(follow[:, :, 0].pow(2).sum() / follow.pow(2).sum())
+    assert share > 0.9 > 1 / SHAPE[1]  # the probes follow the perturbation's energy
     with pytest.raises(RuntimeError), mod.variant("q:7:9"):
         opt = heuristic.make_optimizer("hsja+edge:2")
         assert (opt.config.q, opt.config.max_q) == (7, 9)
         raise RuntimeError("an error inside the block")
     assert (base.BoundaryAttack.probes, hsja.HopSkipJump.geometric_step,
-            heuristic.make_optimizer) == before  # fmt: skip
-    for bad in ("step", "step:0", "step:2:1.5", "fade:0.5:0.2", "q:9:7", "q:1.5:3", "warp:1"):
+            hsja.HopSkipJump.move, heuristic.make_optimizer) == before  # fmt: skip
+    bad_specs = ("step", "step:0", "step:2:1.5", "fade:0.5:0.2", "q:9:7", "q:1.5:3", "warp:1",
+                 "pe:1:2", "pe:0:3", "sstep", "sstep:2:0")  # fmt: skip
+    for bad in bad_specs:
         with pytest.raises(ValueError, match="variant"):
             mod.parse_variant(bad)
     files = []

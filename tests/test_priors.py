@@ -264,3 +264,20 @@ def test_prior_structure_maps_and_the_learned_profile(bench_module) -> None:
     assert set(out) == {*mod.ITERATIONS, "white-box"}
     assert out[5] < out[10] < out[15] < out[25]
     assert 0.6 * out["white-box"] < out[25] <= out["white-box"]
+
+
+def test_perturbation_energy_weights(bench_module) -> None:
+    """``benchmarks/perturbation_merit.energy_weights`` (the ``pe:`` variant's weights): the
+    same in every channel, mean 1, the energy summed over the channels; the blur spreads one
+    pixel's energy over its ``K x K`` neighbours (and ``T`` frames) and no farther; a zero
+    perturbation gives flat weights."""
+    mod = bench_module("perturbation_merit")
+    p = torch.zeros(3, 5, 8, 8)
+    p[0, 2, 4, 4], p[2, 2, 4, 4] = 3.0, 4.0  # energy 25 at one pixel, over two channels
+    w = mod.energy_weights(p, blur=1)
+    assert torch.equal(w[0], w[1]) and float(w.mean()) == pytest.approx(1.0)
+    assert float(w[0, 2, 4, 4]) == pytest.approx(5 * 8 * 8) and int((w[0] > 0).sum()) == 1
+    w3 = mod.energy_weights(p, blur=3, frames=3)
+    assert int((w3[0] > 0).sum()) == 3 * 3 * 3 and float(w3.mean()) == pytest.approx(1.0)
+    assert bool((w3[0, 1:4, 3:6, 3:6] > 0).all())
+    assert torch.equal(mod.energy_weights(torch.zeros(3, 5, 8, 8)), torch.ones(3, 5, 8, 8))

@@ -1,0 +1,111 @@
+"""Would probes that follow the perturbation found so far estimate the normal better than the
+edge priors? A white-box look at the attack's own boundary points (issue 22); never an attack
+that is reported.
+
+``gradient_energy.py`` measured priors at *clean* videos. HopSkipJump draws its probes at
+boundary points ``x_adv = x + p``, and there the perturbation ``p`` itself says where the
+attack has moved so far. This runs ``--optimizer`` (default ``hsja+lcedge:3``) on ``--videos``
+videos of ``--split`` (default ``val``: no reported table uses them) to each budget of
+``--budgets``, takes the gradient ``g`` of the top-2 logit margin at each returned ``x_adv``
+(white-box), and prints the probe-count factor ``M`` and the lean ``cos(S^2 g, g)`` of
+``gradient_energy.prior_merit`` for per-pixel variances built from:
+
+- ``x (lcedge:3)``: the clean video's edge prior (what the attack used), without its floor;
+- ``eK`` / ``eKtT``: the perturbation's energy, summed over the channels, averaged over ``K x K``
+  pixels (and ``T`` frames), mean 1 (:func:`energy_weights`);
+- mixtures and products of the two (``x*e3^.5``: the edge prior times ``e3`` to the power 1/2).
+
+The floor 0.01 is added to every variance. The merit of ``e`` grows with the budget (the
+perturbation concentrates where the normal's energy is); what it does *not* say is where an
+attack whose prior follows ``p`` settles: ``benchmarks/optimizer_variants.py pe:B:K`` ran that
+on the ``val`` videos, and it ended far behind (``docs/algorithm.md``).
+
+The printout ``benchmarks/results/cpu_perturbation_merit_val.txt``::
+
+    .venv/bin/python benchmarks/perturbation_merit.py --model c3d
+    .venv/bin/python benchmarks/perturbation_merit.py --model lrcn
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from hba_lib.paths import load_script
+
+FLOOR = 0.01
+
+
+def energy_weights(p: torch.Tensor, blur: int = 3, frames: int = 1) -> torch.Tensor:
+    """``[C, T, H, W]`` weights (the same in every channel, mean 1) from the perturbation ``p``:
+    ``sum_c p_c^2`` averaged over ``blur x blur`` pixels and ``frames`` frames (odd sizes; the
+    border averages over the pixels it has); all ones where ``p`` is zero."""
+    e = (p * p).sum(0, keepdim=True).unsqueeze(0)
+    e = F.avg_pool3d(e, (frames, blur, blur), 1, (frames // 2, blur // 2, blur // 2),
+                     count_include_pad=False)[0]  # fmt: skip
+    mean = float(e.mean())
+    return (e / mean if mean > 0 else torch.ones_like(e)).expand_as(p)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--model", default="c3d")
+    ap.add_argument("--videos", type=int, default=8)
+    ap.add_argument("--split", default="val")
+    ap.add_argument("--optimizer", default="hsja+lcedge:3")
+    ap.add_argument("--budgets", default="2000,5000,9000")
+    ap.add_argument("--threads", type=int, default=2)
+    args = ap.parse_args(argv)
+    torch.set_num_threads(args.threads)
+
+    from hba_lib.attacks.heuristic import make_optimizer
+    from hba_lib.data.synthetic import SyntheticActions
+    from hba_lib.models import load_default_model
+    from hba_lib.oracle import Oracle
+    from hba_lib.oracle.priors import parse_prior
+
+    attack_set = load_script("benchmarks/heuristic_attack.py").attack_set
+    margin_gradient, prior_merit = (load_script("benchmarks/gradient_energy.py").margin_gradient,
+                                    load_script("benchmarks/gradient_energy.py").prior_merit)  # fmt: skip
+    model = load_default_model(args.model)
+    chosen = attack_set(SyntheticActions(split=args.split), model, args.videos, 10, seed=0)
+    prior = parse_prior("lcedge:3")
+
+    def norm(w: torch.Tensor) -> torch.Tensor:
+        return w / w.mean()
+
+    print(f"## {args.model}, {args.videos} {args.split} videos, {args.optimizer}, seed 0: M (and "
+          "cos(S^2 g, g)) at the returned x_adv, medians [min, max] over the videos")  # fmt: skip
+    for budget in (int(b) for b in args.budgets.split(",")):
+        attack = make_optimizer(args.optimizer, query_budget=budget, seed=0)
+        res = attack.run_many(Oracle(model), chosen.xs, chosen.labels, candidates=chosen.candidates)
+        rows = []
+        for x, y, r in zip(chosen.xs, chosen.labels, res):
+            p = r.x_adv - x
+            g = margin_gradient(model, r.x_adv, int(y))
+            wx = norm(prior.std(x) ** 2 - prior.floor)
+            e3, e5, e3t3, e1 = (energy_weights(p, 3), energy_weights(p, 5),
+                                energy_weights(p, 3, 3), energy_weights(p, 1))  # fmt: skip
+            variances = {
+                "x (lcedge:3)": wx, "e3": e3, "e5": e5, "e3t3": e3t3, "e1": e1,
+                "e3^.5": norm(e3.sqrt()), "(x+e3)/2": (wx + e3) / 2, "(x+e5)/2": (wx + e5) / 2,
+                "(x+e3t3)/2": (wx + e3t3) / 2, ".7x+.3e3": 0.7 * wx + 0.3 * e3,
+                "sqrt(x e3)": norm((wx * e3).sqrt()), "x*e3^.5": norm(wx * e3.sqrt()),
+            }  # fmt: skip
+            rows.append({k: prior_merit(g, v + FLOOR) for k, v in variances.items()})
+        l2 = float(np.median([r.distance for r in res]))
+        print(f"\n### {budget:,} queries (median L2 {l2:.3f})\n")
+        print("| variance | M | [min, max] | cos(S^2 g, g) |\n|---|---:|---:|---:|")
+        for k in rows[0]:
+            m = [row[k][0] for row in rows]
+            c = [row[k][1] for row in rows]
+            print(f"| {k} | {np.median(m):.2f} | [{min(m):.2f}, {max(m):.2f}] | "
+                  f"{np.median(c):.3f} |", flush=True)  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
