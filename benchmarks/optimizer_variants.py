@@ -47,7 +47,6 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from hba_lib.paths import load_script
 
@@ -96,23 +95,14 @@ def variant(spec: str):
         setattr(owner, name, new)
 
     if kind == "sstep":
+        original_move = hsja.HopSkipJump.move
 
         def move(self, st, goal, x_b, v, t, dim):
             best = None
-            for k in vals:
-                pt = yield from self.geometric_step(st, goal, x_b, v, k * st.g / math.sqrt(t))
-                if pt is None:
-                    continue
-                p = pt - st.x
-                if st.mask is not None:
-                    p = p * st.mask
-                hi = float(torch.linalg.vector_norm(p))
-                if hi == 0.0:
-                    continue
-                theta = p / hi
-                g = yield from self.to_boundary(st, goal, theta, hi, dim)
-                if best is None or g < best[1]:
-                    best = (theta, g)
+            for k in vals:  # the library's move at t / k^2: its step ||x_b - x|| / sqrt(t) times k
+                new = yield from original_move(self, st, goal, x_b, v, t / k**2, dim)
+                if new is not None and (best is None or new[1] < best[1]):
+                    best = new
             return best
 
         patch(hsja.HopSkipJump, "move", move)

@@ -61,15 +61,15 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
 
+    from hba_lib.attacks import attack_set
     from hba_lib.attacks.heuristic import make_optimizer
     from hba_lib.data.synthetic import SyntheticActions
     from hba_lib.models import load_default_model
     from hba_lib.oracle import Oracle
     from hba_lib.oracle.priors import parse_prior
 
-    attack_set = load_script("benchmarks/heuristic_attack.py").attack_set
-    margin_gradient, prior_merit = (load_script("benchmarks/gradient_energy.py").margin_gradient,
-                                    load_script("benchmarks/gradient_energy.py").prior_merit)  # fmt: skip
+    gradient_energy = load_script("benchmarks/gradient_energy.py")
+    margin_gradient, prior_merit = gradient_energy.margin_gradient, gradient_energy.prior_merit
     model = load_default_model(args.model)
     chosen = attack_set(SyntheticActions(split=args.split), model, args.videos, 10, seed=0)
     prior = parse_prior("lcedge:3")

@@ -4,6 +4,7 @@ a linear model."""
 
 from __future__ import annotations
 
+import contextlib
 import math
 
 import pytest
@@ -403,25 +404,20 @@ def test_optimizer_variants_change_one_thing_and_put_it_back(bench_module, tmp_p
               hsja.HopSkipJump.move, heuristic.make_optimizer)  # fmt: skip
     model, x, cands = linear_setup()
 
-    def run():
-        oracle = Oracle(model)
-        res = HopSkipJump(query_budget=600).run(oracle, x, 0, candidates=cands)
+    def run(spec=None):
+        with mod.variant(spec) if spec else contextlib.nullcontext():
+            oracle = Oracle(model)
+            res = HopSkipJump(query_budget=600).run(oracle, x, 0, candidates=cands)
         assert res.success and res.queries == oracle.used
         return res
 
-    plain = run()
-    with mod.variant("step:1"):
-        same = run()
-    with mod.variant("step:2:0.5"):
-        doubled = run()
-    with mod.variant("sstep:1"):
-        one = run()
-    with mod.variant("sstep:2"):
-        double_step = run()
-    with mod.variant("step:2"):
-        also_double = run()
-    with mod.variant("sstep:2:1"):
-        both = run()
+    plain, same, doubled = run(), run("step:1"), run("step:2:0.5")
+    one, double_step, also_double, both = (
+        run("sstep:1"),
+        run("sstep:2"),
+        run("step:2"),
+        run("sstep:2:1"),
+    )
     for res in (same, one):
         assert torch.equal(res.x_adv, plain.x_adv) and res.queries == plain.queries
     assert not torch.equal(doubled.x_adv, plain.x_adv)
