@@ -391,8 +391,9 @@ def test_optimizer_variants_change_one_thing_and_put_it_back(bench_module, tmp_p
     ``sstep:1`` are the library to the last bit and ``step:2`` is not; ``sstep:2:1`` tries
     both steps and keeps the closer; a fade reaches flat probes when its share of the budget is
     spent and leaves the prior's before; ``pe:`` probes follow the perturbation's energy;
-    ``q:`` reaches the optimizer the benchmark builds; every patch is put back, also after an
-    error; the report reads records files."""
+    ``q:`` reaches the optimizer the benchmark builds; ``nb:`` narrows to whole pixels ranked by
+    the blurred energy; every patch is put back, also after an error; the report reads records
+    files."""
     import json
 
     from hba_lib.attacks import base, heuristic, hsja
@@ -401,7 +402,8 @@ def test_optimizer_variants_change_one_thing_and_put_it_back(bench_module, tmp_p
 
     mod = bench_module("optimizer_variants")
     before = (base.BoundaryAttack.probes, hsja.HopSkipJump.geometric_step,
-              hsja.HopSkipJump.move, heuristic.make_optimizer)  # fmt: skip
+              hsja.HopSkipJump.move, heuristic.make_optimizer,
+              hsja.HopSkipJump.narrow_score)  # fmt: skip
     model, x, cands = linear_setup()
 
     def run(spec=None):
@@ -441,14 +443,27 @@ def test_optimizer_variants_change_one_thing_and_put_it_back(bench_module, tmp_p
         follow = attack.probes(st, 200, torch.Generator().manual_seed(3))
     share = float(follow[:, :, 0].pow(2).sum() / follow.pow(2).sum())
     assert share > 0.9 > 1 / SHAPE[1]  # the probes follow the perturbation's energy
+    p = torch.randn(SHAPE, generator=torch.Generator().manual_seed(5))
+    assert torch.equal(attack.narrow_score(p), p.abs())
+    with mod.variant("nb:3"):
+        score = attack.narrow_score(p)
+        oracle = Oracle(model)
+        narrowed = HopSkipJump(query_budget=600, support="top:0.3:0.5").run(oracle, x, 0,
+                                                                           candidates=cands)  # fmt: skip
+    assert torch.equal(score, score[:1].expand_as(score)) and not torch.equal(score, p.abs())
+    assert narrowed.success and narrowed.queries == oracle.used
+    assert narrowed.info["support_narrowed"]
+    changed = (narrowed.x_adv - x) != 0  # whole pixels: every channel or none
+    assert torch.equal(changed.any(0), changed.all(0)) and 0 < float(changed.float().mean()) < 0.31
     with pytest.raises(RuntimeError), mod.variant("q:7:9"):
         opt = heuristic.make_optimizer("hsja+edge:2")
         assert (opt.config.q, opt.config.max_q) == (7, 9)
         raise RuntimeError("an error inside the block")
     assert (base.BoundaryAttack.probes, hsja.HopSkipJump.geometric_step,
-            hsja.HopSkipJump.move, heuristic.make_optimizer) == before  # fmt: skip
+            hsja.HopSkipJump.move, heuristic.make_optimizer,
+            hsja.HopSkipJump.narrow_score) == before  # fmt: skip
     bad_specs = ("step", "step:0", "step:2:1.5", "fade:0.5:0.2", "q:9:7", "q:1.5:3", "warp:1",
-                 "pe:1:2", "pe:0:3", "sstep", "sstep:2:0")  # fmt: skip
+                 "pe:1:2", "pe:0:3", "sstep", "sstep:2:0", "nb", "nb:4", "nb:3:2", "nb:3:3:3")  # fmt: skip
     for bad in bad_specs:
         with pytest.raises(ValueError, match="variant"):
             mod.parse_variant(bad)

@@ -281,3 +281,23 @@ def test_perturbation_energy_weights(bench_module) -> None:
     assert int((w3[0] > 0).sum()) == 3 * 3 * 3 and float(w3.mean()) == pytest.approx(1.0)
     assert bool((w3[0, 1:4, 3:6, 3:6] > 0).all())
     assert torch.equal(mod.energy_weights(torch.zeros(3, 5, 8, 8)), torch.ones(3, 5, 8, 8))
+
+
+def test_boundary_point_looks(bench_module) -> None:
+    """``perturbation_merit.capture`` keeps the top share of the scores (ties kept) and
+    reports the share of ``|g|^2`` there; ``span_cosine`` is 1 for ``g`` in the span, the
+    single vector's cosine for one vector, and grows with the span."""
+    mod = bench_module("perturbation_merit")
+    g = torch.zeros(2, 5)
+    g[0, 0], g[1, 4] = 3.0, 4.0  # energy 9 and 16
+    score = torch.arange(10.0).view(2, 5)  # the largest: g[1, 4], then g[1, 3], ...
+    share, mask = mod.capture(g, score, 0.2)
+    assert share == pytest.approx(16 / 25) and int(mask.sum()) == 2 and mask[1, 4] == 1
+    share, mask = mod.capture(g, torch.ones(2, 5), 0.2)  # all tied: all kept
+    assert share == pytest.approx(1.0) and int(mask.sum()) == 10
+    gen = torch.Generator().manual_seed(0)
+    h, a, b = (torch.randn(50, generator=gen, dtype=torch.float64) for _ in range(3))
+    one = mod.span_cosine(a.unsqueeze(0), h)
+    assert one == pytest.approx(abs(float(a @ h / (a.norm() * h.norm()))), rel=1e-9)
+    assert mod.span_cosine(torch.stack([a, b]), h) > one
+    assert mod.span_cosine(torch.stack([a, h + a, b]), h) == pytest.approx(1.0)

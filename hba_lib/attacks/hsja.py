@@ -208,6 +208,10 @@ class HopSkipJump(BoundaryAttack):
         theta = p / hi
         return theta, (yield from self.to_boundary(st, goal, theta, hi, dim))
 
+    def narrow_score(self, p: torch.Tensor) -> torch.Tensor:
+        """How :meth:`narrow` ranks the values of the perturbation ``p``: ``|p|``."""
+        return p.abs()
+
     def narrow(self, st: AttackState, goal: Goal, keep: float):
         """Narrow ``st.mask`` to the ``keep`` share of its free values where the perturbation
         (the closest adversarial video so far, minus ``x``) is largest, if the sparsified
@@ -217,7 +221,7 @@ class HopSkipJump(BoundaryAttack):
         p = p - st.x
         free = torch.ones_like(st.x, dtype=torch.bool) if st.mask is None else (
             st.mask.expand_as(st.x) > 0)  # fmt: skip
-        a = p.abs() * free
+        a = self.narrow_score(p) * free
         n_free = int(free.sum())
         k = max(1, int(keep * n_free))
         if k >= n_free:
