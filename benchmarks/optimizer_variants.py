@@ -104,6 +104,8 @@ def variant(spec: str):
         saved.append((owner, name, getattr(owner, name)))
         setattr(owner, name, new)
 
+    if kind in ("pe", "nb"):  # both weigh by the perturbation's energy
+        energy_weights = load_script("benchmarks/perturbation_merit.py").energy_weights
     if kind == "sstep":
         original_move = hsja.HopSkipJump.move
 
@@ -117,7 +119,6 @@ def variant(spec: str):
 
         patch(hsja.HopSkipJump, "move", move)
     elif kind == "nb":
-        energy_weights = load_script("benchmarks/perturbation_merit.py").energy_weights
         blur, frames = int(vals[0]), int(vals[1]) if len(vals) == 2 else 1
 
         def narrow_score(self, p):
@@ -126,8 +127,6 @@ def variant(spec: str):
         patch(hsja.HopSkipJump, "narrow_score", narrow_score)
     elif kind in ("pe", "fade"):
         original = base.BoundaryAttack.probes
-        if kind == "pe":
-            energy_weights = load_script("benchmarks/perturbation_merit.py").energy_weights
 
         def probes(self, st, n, generator):
             cfg = self.config

@@ -123,13 +123,12 @@ def main(argv: list[str] | None = None) -> int:
     margin_gradient, prior_merit = gradient_energy.margin_gradient, gradient_energy.prior_merit
     model = load_default_model(args.model)
     chosen = attack_set(SyntheticActions(split=args.split), model, args.videos, 10, seed=0)
+    if args.look != "merit":
+        return _looks(args, model, chosen, margin_gradient, make_optimizer, Oracle)
     prior = parse_prior("lcedge:3")
 
     def norm(w: torch.Tensor) -> torch.Tensor:
         return w / w.mean()
-
-    if args.look != "merit":
-        return _looks(args, model, chosen, margin_gradient, make_optimizer, Oracle)
 
     print(f"## {args.model}, {args.videos} {args.split} videos, {args.optimizer}, seed 0: M (and "
           "cos(S^2 g, g)) at the returned x_adv, medians [min, max] over the videos")  # fmt: skip
