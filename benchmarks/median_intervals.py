@@ -137,10 +137,19 @@ def main(argv: list[str] | None = None) -> int:
                    help="the last budget (default: the records' own, 'budgets', else the file "
                         "name's, '..._<N>q_...'; records that name another: an error)")  # fmt: skip
     p.add_argument("--pair", default="", help="two rows 'A,B': would a per-video choice pay?")
+    p.add_argument("--also", action="append", default=[], metavar="FILE=LABEL",
+                   help="the one row of another records file (the same videos), as LABEL; "
+                        "repeatable (a screen's row beside the peers' records)")  # fmt: skip
     args = p.parse_args(argv)
 
     try:
         records, budget = read_records(args.records, args.budget)
+        for item in args.also:
+            path, _, label = item.partition("=")
+            more, _ = read_records(Path(path), budget)
+            if not label or len({r["attack"] for r in more}) != 1:
+                raise ValueError(f"--also {item!r}: need FILE=LABEL, FILE with one row")
+            records += [{**r, "attack": label} for r in more]
     except ValueError as exc:
         print(exc, file=sys.stderr)
         return 2

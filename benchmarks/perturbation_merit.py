@@ -12,7 +12,7 @@ videos of ``--split`` (default ``val``: no reported table uses them) to each bud
 
 - ``x (lcedge:3)``: the clean video's edge prior (what the attack used), without its floor;
 - ``eK`` / ``eKtT``: the perturbation's energy, summed over the channels, averaged over ``K x K``
-  pixels (and ``T`` frames), mean 1 (:func:`energy_weights`);
+  pixels (and ``T`` frames), mean 1 (``hba_lib.oracle.priors.energy_weights``);
 - mixtures and products of the two (``x*e3^.5``: the edge prior times ``e3`` to the power 1/2).
 
 The floor 0.01 is added to every variance. The merit of ``e`` grows with the budget (the
@@ -53,22 +53,11 @@ import argparse
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
+from hba_lib.oracle.priors import energy_weights
 from hba_lib.paths import load_script
 
 FLOOR = 0.01
-
-
-def energy_weights(p: torch.Tensor, blur: int = 3, frames: int = 1) -> torch.Tensor:
-    """``[C, T, H, W]`` weights (the same in every channel, mean 1) from the perturbation ``p``:
-    ``sum_c p_c^2`` averaged over ``blur x blur`` pixels and ``frames`` frames (odd sizes; the
-    border averages over the pixels it has); all ones where ``p`` is zero."""
-    e = (p * p).sum(0, keepdim=True).unsqueeze(0)
-    e = F.avg_pool3d(e, (frames, blur, blur), 1, (frames // 2, blur // 2, blur // 2),
-                     count_include_pad=False)[0]  # fmt: skip
-    mean = float(e.mean())
-    return (e / mean if mean > 0 else torch.ones_like(e)).expand_as(p)
 
 
 def capture(g: torch.Tensor, score: torch.Tensor, keep: float) -> tuple[float, torch.Tensor]:

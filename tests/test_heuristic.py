@@ -499,6 +499,12 @@ def test_median_intervals_pair_the_videos_and_count_a_failure(
     holds = float(miss.split("|")[-2].strip(" %")) / 100
     assert abs(holds - (1 - 1 / n) ** n) < 0.03, miss
     assert mod.main([str(file), "--rows", "nobody"]) == 2
+    screen = tmp_path / "screen.jsonl"  # a screen's one row beside the peers' records
+    screen.write_text("".join(line + "\n" for line in lines if '"steady"' in line))
+    assert mod.main([str(file), "--also", f"{screen}=again", "--rows", "again"]) == 0
+    assert "| again | 0.40 | 0.40-0.40 | 0.60 | 0.60-0.60 | 100 % |" in capsys.readouterr().out
+    assert mod.main([str(file), "--also", str(screen)]) == 2  # no label: says so
+    assert mod.main([str(file), "--also", f"{file}=all"]) == 2  # more than one row
     unnamed = tmp_path / "records.jsonl"
     unnamed.write_text(file.read_text())
     assert mod.main([str(unnamed)]) == 2  # no budget in its name: says so, gives up

@@ -392,7 +392,7 @@ def test_optimizer_variants_change_one_thing_and_put_it_back(bench_module, tmp_p
     both steps and keeps the closer; a fade reaches flat probes when its share of the budget is
     spent and leaves the prior's before; ``pe:`` probes follow the perturbation's energy;
     ``q:`` reaches the optimizer the benchmark builds; ``nb:`` narrows to whole pixels ranked by
-    the blurred energy; every patch is put back, also after an error; the report reads records
+    the blurred energy; ``mono`` rejects a move that lands farther and ``back:R`` undoes a run-away; every patch is put back, also after an error; the report reads records
     files."""
     import json
 
@@ -455,6 +455,20 @@ def test_optimizer_variants_change_one_thing_and_put_it_back(bench_module, tmp_p
     assert narrowed.info["support_narrowed"]
     changed = (narrowed.x_adv - x) != 0  # whole pixels: every channel or none
     assert torch.equal(changed.any(0), changed.all(0)) and 0 < float(changed.float().mean()) < 0.31
+    with mod.variant("mono"):  # on a hyperplane no move of the plain step lands farther
+        assert torch.equal(run().x_adv, plain.x_adv)
+    far, kept = run("step:4"), None
+    with mod.variant("mono"):
+        kept = run("step:4")  # the same move lands farther once: rejected, the point stays
+    assert any(b.l2 > a.l2 for a, b in zip(far.trace, far.trace[1:]))
+    assert all(b.l2 <= a.l2 for a, b in zip(kept.trace, kept.trace[1:]))
+    assert kept.info["moves_rejected"] >= 1 and "moves_rejected" not in far.info
+    with mod.variant("back:1"):  # a move past the closest point so far is undone
+        undone = run("step:4")
+    with mod.variant("back:2"):  # and one within 2 x of it kept
+        within = run("step:4")
+    assert all(b.l2 <= a.l2 for a, b in zip(undone.trace, undone.trace[1:]))
+    assert undone.info["moves_back"] >= 1 and torch.equal(within.x_adv, far.x_adv)
     with pytest.raises(RuntimeError), mod.variant("q:7:9"):
         opt = heuristic.make_optimizer("hsja+edge:2")
         assert (opt.config.q, opt.config.max_q) == (7, 9)
@@ -463,7 +477,8 @@ def test_optimizer_variants_change_one_thing_and_put_it_back(bench_module, tmp_p
             hsja.HopSkipJump.move, heuristic.make_optimizer,
             hsja.HopSkipJump.narrow_score) == before  # fmt: skip
     bad_specs = ("step", "step:0", "step:2:1.5", "fade:0.5:0.2", "q:9:7", "q:1.5:3", "warp:1",
-                 "pe:1:2", "pe:0:3", "sstep", "sstep:2:0", "nb", "nb:4", "nb:3:2", "nb:3:3:3")  # fmt: skip
+                 "pe:1:2", "pe:0:3", "sstep", "sstep:2:0", "nb", "nb:4", "nb:3:2", "nb:3:3:3",
+                 "mono:1", "back", "back:0.5")  # fmt: skip
     for bad in bad_specs:
         with pytest.raises(ValueError, match="variant"):
             mod.parse_variant(bad)
@@ -479,3 +494,47 @@ def test_optimizer_variants_change_one_thing_and_put_it_back(bench_module, tmp_p
     assert [r["lower"] for r in rows] == [0, 2] and rows[1]["l2_over_first"] == pytest.approx(1 / 2)
     assert rows[1]["l2_at"] == [9.0, 5.0, 1.5]
     assert rows[1]["geomean_ratio"] == pytest.approx(0.25 ** (1 / 3))
+
+
+def test_screened_options_are_the_benchmark_variants(bench_module) -> None:
+    """``step``, ``fade`` and ``narrow_by`` (issue 22's three changes, off by default) are the
+    screens' patches of ``benchmarks/optimizer_variants.py`` to the last bit, each alone and
+    together (the same queries, trace and ``x_adv``), each changes the run, the names reach
+    them (``make_optimizer``), and a bad value or a missing prior / support / budget is a
+    clear error."""
+    from hba_lib.attacks.heuristic import make_optimizer
+
+    mod = bench_module("optimizer_variants")
+    model, x, cands = linear_setup()
+    kw = {"query_budget": 600, "prior": "edge:2", "support": "top:0.3:0.5"}
+
+    def run(**extra):
+        oracle = Oracle(model)
+        res = HopSkipJump(**kw, **extra).run(oracle, x, 0, candidates=cands)
+        assert res.success and res.queries == oracle.used
+        return res
+
+    plain = run()
+    options = {"step": "step:2:0.5", "fade": "fade:0.3:1", "narrow_by": "nb:3"}
+    for chosen in ([k] for k in options), [list(options)]:
+        for keys in chosen:
+            with contextlib.ExitStack() as stack:
+                for key in keys:
+                    stack.enter_context(mod.variant(options[key]))
+                patched = run()
+            lib = run(**{key: options[key] for key in keys})
+            assert torch.equal(lib.x_adv, patched.x_adv), keys
+            assert lib.queries == patched.queries and lib.trace == patched.trace
+            assert not torch.equal(lib.x_adv, plain.x_adv), keys
+    opt = make_optimizer("hsja+edge:2+top:0.3+step:2:0.5+fade:0.3:1+nb:3:3", query_budget=600)
+    assert (opt.config.step, opt.config.fade, opt.config.narrow_by) == (
+        "step:2:0.5", "fade:0.3:1", "nb:3:3")  # fmt: skip
+    assert opt.name == "HopSkipJump [edge:2, top:0.3, step:2:0.5, fade:0.3:1, nb:3:3]"
+    assert make_optimizer("hsja").config.step is None  # off by default
+    for bad in ("opt+step:2", "hsja+fade:0.3:1", "hsja+nb:3", "hsja+edge:2+top:0.3+nb:4",
+                "hsja+step:0", "hsja+step:2:1.5", "hsja+edge:2+fade:0.5:0.2", "hsja+step:2+step:3",
+                "hsja+step"):  # fmt: skip
+        with pytest.raises(ValueError):
+            make_optimizer(bad, query_budget=600)
+    with pytest.raises(ValueError, match="query_budget"):
+        HopSkipJump(prior="edge:2", fade="fade:0.3:1")

@@ -67,13 +67,22 @@ def make_optimizer(name: str = "opt", **overrides) -> BoundaryAttack:
     draws its probes in that subspace (``"hsja@resize:4"`` is QEBA's method) and ``name+prior``
     weights them by a prior from the clean video (``"hsja+edge:2"``:
     :mod:`hba_lib.oracle.priors`); both: ``"hsja@dct:4+edge:2"``. ``+top:K[:F]`` (``hsja``,
-    ``cgba``) narrows the support once a share of the budget is spent
-    (:class:`~hba_lib.attacks.hsja.HopSkipJump`)."""
+    ``cgba``) narrows the support once a share of the budget is spent, and their terms
+    ``+step:K[:F]``, ``+fade:A:B`` and ``+nb:K[:T]`` set the three options screened on ``val``
+    (:class:`~hba_lib.attacks.hsja.HopSkipJumpConfig`)."""
     head, *terms = name.split("+")
     base, _, subspace = head.partition("@")
     prior = support = ""
+    schedule = {}  # hsja's (and cgba's) step, fade and narrow_by terms
     for term in terms:
-        if term.startswith("top:"):
+        key = {"step": "step", "fade": "fade", "nb": "narrow_by"}.get(term.split(":")[0])
+        if key is not None:
+            if base not in ("hsja", "cgba"):
+                raise ValueError(f"optimizer {name!r}: {term!r} is a term of hsja and cgba")
+            if key in schedule or key in overrides:
+                raise ValueError(f"optimizer {name!r} names {key} twice")
+            schedule[key] = term
+        elif term.startswith("top:"):
             if support:
                 raise ValueError(f"optimizer {name!r} names two supports")
             support = term
@@ -98,6 +107,7 @@ def make_optimizer(name: str = "opt", **overrides) -> BoundaryAttack:
             raise ValueError(f"optimizer {name!r} names a support; do not pass support= too")
         parse_support(support)
         overrides["support"] = support
+    overrides.update(schedule)
     if base == "sign-opt":
         optimizer: BoundaryAttack = SignOPT(**overrides)
     elif base == "hsja":
@@ -114,6 +124,9 @@ def make_optimizer(name: str = "opt", **overrides) -> BoundaryAttack:
     tags = ([] if space.is_full else [space.spec]) + ([] if weights is None else [weights.spec])
     narrowed = parse_support(getattr(optimizer.config, "support", None))
     tags += [] if narrowed is None else [narrowed.spec]
+    if isinstance(optimizer, HopSkipJump):
+        tags += [t.spec for t in (optimizer.boost, optimizer.fading, optimizer.narrowing_by)
+                 if t is not None]  # fmt: skip
     if tags:
         optimizer.name = f"{optimizer.name} [{', '.join(tags)}]"
     return optimizer

@@ -158,3 +158,16 @@ def parse_prior(spec: str | ProbePrior | None) -> ProbePrior | None:
                               "'edge:P', 'edge:P:F', 'cedge:...' or 'lcedge:...' (P power, F floor)",
                               not_numbers="power and floor must be numbers")  # fmt: skip
     return ProbePrior(kind, *values)
+
+
+def energy_weights(p: torch.Tensor, blur: int = 3, frames: int = 1) -> torch.Tensor:
+    """``[C, T, H, W]`` weights (the same in every channel, mean 1) from a perturbation ``p``:
+    ``sum_c p_c^2`` averaged over ``blur x blur`` pixels and ``frames`` frames (odd sizes; the
+    border averages over the pixels it has); all ones where ``p`` is zero. Not a prior of the
+    clean video: HopSkipJump's narrowing ranks pixels by it (``narrow_by``,
+    :mod:`hba_lib.attacks.hsja`), and ``benchmarks/perturbation_merit.py`` measures it."""
+    e = (p * p).sum(0, keepdim=True).unsqueeze(0)
+    e = F.avg_pool3d(e, (frames, blur, blur), 1, (frames // 2, blur // 2, blur // 2),
+                     count_include_pad=False)[0]  # fmt: skip
+    mean = float(e.mean())
+    return (e / mean if mean > 0 else torch.ones_like(e)).expand_as(p)
