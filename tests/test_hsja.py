@@ -515,6 +515,8 @@ def test_screened_options_are_the_benchmark_variants(bench_module) -> None:
         return res
 
     plain = run()
+    off = run(step="none", fade="", narrow_by=None)  # the names of "off"
+    assert torch.equal(off.x_adv, plain.x_adv) and off.queries == plain.queries
     options = {"step": "step:2:0.5", "fade": "fade:0.3:1", "narrow_by": "nb:3"}
     for chosen in ([k] for k in options), [list(options)]:
         for keys in chosen:

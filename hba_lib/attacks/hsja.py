@@ -149,8 +149,10 @@ class NarrowBy(NamedTuple):
 def parse_step(spec: str | StepBoost | None) -> StepBoost | None:
     """A :class:`StepBoost` from ``"step:K"`` / ``"step:K:F"`` (``K > 0``, ``0 < F <= 1``), or
     ``None`` for ``None`` / ``""`` / ``"none"``; a clear error otherwise."""
-    if spec is None or isinstance(spec, StepBoost) or spec in ("", "none"):
-        return spec or None
+    if spec is None or isinstance(spec, StepBoost):
+        return spec
+    if spec in ("", "none"):
+        return None
     _, values = split_spec(spec, "step", ("step",), (1, 2), "'step:K' or 'step:K:F'")
     scale, until = values if len(values) == 2 else (values[0], 1.0)
     if not (scale > 0 and 0 < until <= 1):
@@ -161,8 +163,10 @@ def parse_step(spec: str | StepBoost | None) -> StepBoost | None:
 def parse_fade(spec: str | Fade | None) -> Fade | None:
     """A :class:`Fade` from ``"fade:A:B"`` (``0 <= A < B <= 1``), or ``None``; a clear error
     otherwise."""
-    if spec is None or isinstance(spec, Fade) or spec in ("", "none"):
-        return spec or None
+    if spec is None or isinstance(spec, Fade):
+        return spec
+    if spec in ("", "none"):
+        return None
     _, values = split_spec(spec, "fade", ("fade",), (2,), "'fade:A:B'")
     if not 0 <= values[0] < values[1] <= 1:
         raise ValueError(f"fade {spec!r}: need 0 <= A < B <= 1")
@@ -172,8 +176,10 @@ def parse_fade(spec: str | Fade | None) -> Fade | None:
 def parse_narrow_by(spec: str | NarrowBy | None) -> NarrowBy | None:
     """A :class:`NarrowBy` from ``"nb:K"`` / ``"nb:K:T"`` (odd whole numbers), or ``None``; a
     clear error otherwise."""
-    if spec is None or isinstance(spec, NarrowBy) or spec in ("", "none"):
-        return spec or None
+    if spec is None or isinstance(spec, NarrowBy):
+        return spec
+    if spec in ("", "none"):
+        return None
     _, values = split_spec(spec, "narrow_by", ("nb",), (1, 2), "'nb:K' or 'nb:K:T'")
     if not all(v >= 1 and v == int(v) and v % 2 == 1 for v in values):
         raise ValueError(f"narrow_by {spec!r}: the blur sizes must be odd whole numbers")
