@@ -101,17 +101,11 @@ def parse_variant(spec: str) -> tuple[str, list[float]]:
     return kind, vals
 
 
-def faded_std(std, spent: float, start: float, end: float):
-    """``sqrt((1 - l) s^2 + l)``, ``l`` rising from 0 at ``start`` to 1 at ``end`` (shares)."""
-    lam = min(1.0, max(0.0, (spent - start) / (end - start)))
-    return ((1 - lam) * std**2 + lam).sqrt()
-
-
 @contextlib.contextmanager
 def variant(spec: str):
     """Patch the library for ``spec`` inside the ``with`` block; everything is put back after."""
     from hba_lib.attacks import base, heuristic, hsja
-    from hba_lib.oracle.priors import parse_prior
+    from hba_lib.oracle.priors import energy_weights, parse_prior
 
     kind, vals = parse_variant(spec)
     saved = []
@@ -120,8 +114,6 @@ def variant(spec: str):
         saved.append((owner, name, getattr(owner, name)))
         setattr(owner, name, new)
 
-    if kind in ("pe", "nb"):  # both weigh by the perturbation's energy
-        energy_weights = load_script("benchmarks/perturbation_merit.py").energy_weights
     if kind == "sstep":
         original_move = hsja.HopSkipJump.move
 
@@ -181,7 +173,7 @@ def variant(spec: str):
             if st.probe_std is None:
                 st.probe_std = prior.std(st.x)
             if kind == "fade":
-                std = faded_std(st.probe_std, st.queries / cfg.query_budget, *vals)
+                std = hsja.Fade(*vals).std(st.probe_std, st.queries / cfg.query_budget)
             else:
                 w = st.probe_std[0] ** 2 - prior.floor  # the prior's weights, mean 1
                 var = w * energy_weights(st.theta, int(vals[1]))[0] ** vals[0]

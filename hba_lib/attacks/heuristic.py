@@ -62,6 +62,9 @@ PRESETS: dict[str, dict[bool, dict[str, float | None]]] = {
 ``None``: no key-frame search) and phi (salient area ratio, 1: no spatial sparsity)."""
 
 
+SCHEDULE_TERMS = {"step": "step", "fade": "fade", "nb": "narrow_by"}  # name term -> hsja option
+
+
 def make_optimizer(name: str = "opt", **overrides) -> BoundaryAttack:
     """An optimizer by name (:data:`OPTIMIZERS`), with constant overrides; ``name@subspace``
     draws its probes in that subspace (``"hsja@resize:4"`` is QEBA's method) and ``name+prior``
@@ -75,7 +78,7 @@ def make_optimizer(name: str = "opt", **overrides) -> BoundaryAttack:
     prior = support = ""
     schedule = {}  # hsja's (and cgba's) step, fade and narrow_by terms
     for term in terms:
-        key = {"step": "step", "fade": "fade", "nb": "narrow_by"}.get(term.split(":")[0])
+        key = SCHEDULE_TERMS.get(term.split(":")[0])
         if key is not None:
             if base not in ("hsja", "cgba"):
                 raise ValueError(f"optimizer {name!r}: {term!r} is a term of hsja and cgba")
