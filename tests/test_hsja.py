@@ -540,3 +540,41 @@ def test_screened_options_are_the_benchmark_variants(bench_module) -> None:
             make_optimizer(bad, query_budget=600)
     with pytest.raises(ValueError, match="query_budget"):
         HopSkipJump(prior="edge:2", fade="fade:0.3:1")
+
+
+def test_every_option_reads_its_name_the_same_way() -> None:
+    """One reader for every option's name (``hba_lib.oracle.specs.named_option``): the parsed
+    value passes through, ``None`` and the off names give the off value, a number or another
+    option's value is a ``TypeError`` naming the option (it was an ``AttributeError`` from
+    inside the parser for ``step=2``), and a wrong string stays a ``ValueError``."""
+    from hba_lib.attacks.hsja import (
+        Fade,
+        NarrowBy,
+        StepBoost,
+        Support,
+        parse_fade,
+        parse_narrow_by,
+        parse_step,
+        parse_support,
+    )
+    from hba_lib.oracle.priors import ProbePrior, parse_prior
+    from hba_lib.oracle.subspace import FULL, Subspace, parse_subspace
+
+    readers = [(parse_step, StepBoost(2.0, 0.5), "step:2:0.5", "step", None),
+               (parse_fade, Fade(0.3, 1.0), "fade:0.3:1", "fade", None),
+               (parse_narrow_by, NarrowBy(7, 1), "nb:7", "narrow_by", None),
+               (parse_support, Support(0.3, 0.7), "top:0.3:0.7", "support", None),
+               (parse_prior, ProbePrior("edge", 3.0), "edge:3", "prior", None),
+               (parse_subspace, Subspace("dct", 4), "dct:4", "subspace", FULL)]  # fmt: skip
+    values = [value for _, value, *_ in readers]
+    for read, value, name, what, off in readers:
+        assert read(value) is value and read(name) == value
+        assert read(None) == off and read("") == off
+        assert read("full" if off is FULL else "none") == off
+        for wrong in (2, 0.3, [name], *(v for v in values if v is not value)):
+            with pytest.raises(TypeError, match=f"^{what} must be a string like '"):
+                read(wrong)
+        with pytest.raises(ValueError, match=what):
+            read(name + ":9:9")
+    with pytest.raises(TypeError, match="step must be a string"):
+        HopSkipJump(query_budget=100, step=2)

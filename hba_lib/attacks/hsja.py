@@ -69,7 +69,7 @@ from hba_lib.oracle import BudgetExhausted
 from hba_lib.oracle.goals import Goal
 from hba_lib.oracle.priors import energy_weights, parse_prior
 from hba_lib.oracle.queries import bisect, normalize, points, random_directions
-from hba_lib.oracle.specs import split_spec
+from hba_lib.oracle.specs import named_option, split_spec
 
 
 class Support(NamedTuple):
@@ -88,15 +88,10 @@ class Support(NamedTuple):
 DEFAULT_AT = 0.3
 
 
-def parse_support(spec: str | Support | None) -> Support | None:
+@named_option(Support, "support", "'top:0.05'")
+def parse_support(spec: str) -> Support:
     """A :class:`Support` from its name (``"top:K"``, ``"top:K:F"``, ``0 < K < 1``,
     ``0 <= F < 1``), or ``None`` for ``None`` / ``""`` / ``"none"``; a clear error otherwise."""
-    if spec is None or isinstance(spec, Support):
-        return spec
-    if not isinstance(spec, str):
-        raise TypeError(f"support must be a string like 'top:0.05', got {spec!r}")
-    if spec in ("", "none"):
-        return None
     _, values = split_spec(spec, "support", ("top",), (1, 2),
                            "'top:K' or 'top:K:F' (K the share of values kept, F the share of "
                            "the budget spent first)", not_numbers="K and F must be numbers")  # fmt: skip
@@ -146,13 +141,10 @@ class NarrowBy(NamedTuple):
         return f"nb:{self.blur}" + ("" if self.frames == 1 else f":{self.frames}")
 
 
-def parse_step(spec: str | StepBoost | None) -> StepBoost | None:
+@named_option(StepBoost, "step", "'step:2:0.5'")
+def parse_step(spec: str) -> StepBoost:
     """A :class:`StepBoost` from ``"step:K"`` / ``"step:K:F"`` (``K > 0``, ``0 < F <= 1``), or
     ``None`` for ``None`` / ``""`` / ``"none"``; a clear error otherwise."""
-    if spec is None or isinstance(spec, StepBoost):
-        return spec
-    if spec in ("", "none"):
-        return None
     _, values = split_spec(spec, "step", ("step",), (1, 2), "'step:K' or 'step:K:F'")
     scale, until = values if len(values) == 2 else (values[0], 1.0)
     if not (scale > 0 and 0 < until <= 1):
@@ -160,26 +152,20 @@ def parse_step(spec: str | StepBoost | None) -> StepBoost | None:
     return StepBoost(scale, until)
 
 
-def parse_fade(spec: str | Fade | None) -> Fade | None:
+@named_option(Fade, "fade", "'fade:0.3:1'")
+def parse_fade(spec: str) -> Fade:
     """A :class:`Fade` from ``"fade:A:B"`` (``0 <= A < B <= 1``), or ``None``; a clear error
     otherwise."""
-    if spec is None or isinstance(spec, Fade):
-        return spec
-    if spec in ("", "none"):
-        return None
     _, values = split_spec(spec, "fade", ("fade",), (2,), "'fade:A:B'")
     if not 0 <= values[0] < values[1] <= 1:
         raise ValueError(f"fade {spec!r}: need 0 <= A < B <= 1")
     return Fade(*values)
 
 
-def parse_narrow_by(spec: str | NarrowBy | None) -> NarrowBy | None:
+@named_option(NarrowBy, "narrow_by", "'nb:7'")
+def parse_narrow_by(spec: str) -> NarrowBy:
     """A :class:`NarrowBy` from ``"nb:K"`` / ``"nb:K:T"`` (odd whole numbers), or ``None``; a
     clear error otherwise."""
-    if spec is None or isinstance(spec, NarrowBy):
-        return spec
-    if spec in ("", "none"):
-        return None
     _, values = split_spec(spec, "narrow_by", ("nb",), (1, 2), "'nb:K' or 'nb:K:T'")
     if not all(v >= 1 and v == int(v) and v % 2 == 1 for v in values):
         raise ValueError(f"narrow_by {spec!r}: the blur sizes must be odd whole numbers")

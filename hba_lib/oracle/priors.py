@@ -44,7 +44,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from hba_lib.oracle.specs import split_spec
+from hba_lib.oracle.specs import named_option, split_spec
 
 KINDS = ("edge", "cedge", "lcedge")
 DEFAULT_FLOOR = 0.01
@@ -144,16 +144,11 @@ class ProbePrior:
         return var.sqrt().unsqueeze(0).expand_as(x).to(x.dtype)
 
 
-def parse_prior(spec: str | ProbePrior | None) -> ProbePrior | None:
+@named_option(ProbePrior, "prior", "'edge:2'")
+def parse_prior(spec: str) -> ProbePrior:
     """A :class:`ProbePrior` from its name (``"edge:P"``, ``"edge:P:F"``, ``"cedge:P[:F]"``,
     ``"lcedge:P[:F]"``), or ``None`` for ``None`` / ``""`` / ``"none"`` (a clear error
     otherwise)."""
-    if spec is None or isinstance(spec, ProbePrior):
-        return spec
-    if not isinstance(spec, str):
-        raise TypeError(f"prior must be a string like 'edge:2', got {spec!r}")
-    if spec in ("", "none"):
-        return None
     kind, values = split_spec(spec, "prior", KINDS, (1, 2),
                               "'edge:P', 'edge:P:F', 'cedge:...' or 'lcedge:...' (P power, F floor)",
                               not_numbers="power and floor must be numbers")  # fmt: skip

@@ -29,7 +29,7 @@ from functools import lru_cache
 
 import torch
 
-from hba_lib.oracle.specs import split_spec
+from hba_lib.oracle.specs import named_option, split_spec
 
 KINDS = ("full", "resize", "dct")
 
@@ -157,15 +157,10 @@ def _dct_matrix(n: int, device: str, dtype: torch.dtype) -> torch.Tensor:
 FULL = Subspace("full")
 
 
-def parse_subspace(spec: str | Subspace | None) -> Subspace:
+@named_option(Subspace, "subspace", "'resize:4' or 'dct:4'", off=("", "full"), off_value=FULL)
+def parse_subspace(spec: str) -> Subspace:
     """A :class:`Subspace` from its name: ``None``/``""``/``"full"``, ``"resize:S"``,
     ``"resize:S:R"``, ``"dct:K"``, ``"dct:K:R"`` (a clear error otherwise)."""
-    if isinstance(spec, Subspace):
-        return spec
-    if spec is None or spec in ("", "full"):
-        return FULL
-    if not isinstance(spec, str):
-        raise TypeError(f"subspace must be a string like 'resize:4' or 'dct:4', got {spec!r}")
     kind, factors = split_spec(
         spec, "subspace", ("resize", "dct"), (1, 2),
         "'full', 'resize:S', 'resize:S:R', 'dct:K' or 'dct:K:R'", int,
