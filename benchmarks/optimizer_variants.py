@@ -57,6 +57,9 @@ files side by side, each against the first, on the videos all of them have (one 
 nothing attacked)::
 
     .venv/bin/python benchmarks/optimizer_variants.py --report base.jsonl=base runs/step.jsonl=step
+
+(``a.jsonl,b.jsonl=label``: one row from several files of other videos, e.g. the sets of 20
+``val`` videos a screen ran one at a time.)
 """
 
 from __future__ import annotations
@@ -213,14 +216,24 @@ def report(files: list[str]) -> list[dict]:
     """``FILE=LABEL`` records files (one row each), each against the first on the videos all
     of them have: median MAP at each checkpoint and at the end, median L2 likewise, the median
     L2 over the first's, the geometric mean of the per-video L2 ratios, and on how many videos
-    the L2 is lower."""
+    the L2 is lower. ``FILE1,FILE2,...=LABEL`` reads one row from several files, each of one
+    row and of other videos (a screen's sets of 20 pooled; the row's name may differ between
+    them: a benchmark patch's records and the library option's of the same row)."""
+    read = load_script("benchmarks/compare_records.py").read
     tables = []
     for item in files:
-        path, _, label = item.partition("=")
-        rows = load_script("benchmarks/compare_records.py").read(Path(path))
-        if len(rows) != 1:
-            raise ValueError(f"{path}: expected the records of one row, found {sorted(rows)}")
-        tables.append((label or path, next(iter(rows.values()))))
+        paths, _, label = item.partition("=")
+        table: dict = {}
+        for path in paths.split(","):
+            rows = read(Path(path))
+            if len(rows) != 1:
+                raise ValueError(f"{path}: expected the records of one row, found {sorted(rows)}")
+            recs = next(iter(rows.values()))
+            if set(recs) & set(table):
+                raise ValueError(f"{path}: videos {sorted(set(recs) & set(table))} are also in "
+                                 f"another file of {label or paths!r}")  # fmt: skip
+            table.update(recs)
+        tables.append((label or paths, table))
     videos = sorted(set.intersection(*(set(t) for _, t in tables)))
     if not videos:
         raise ValueError("the records files have no video in common")

@@ -494,6 +494,24 @@ def test_optimizer_variants_change_one_thing_and_put_it_back(bench_module, tmp_p
     assert [r["lower"] for r in rows] == [0, 2] and rows[1]["l2_over_first"] == pytest.approx(1 / 2)
     assert rows[1]["l2_at"] == [9.0, 5.0, 1.5]
     assert rows[1]["geomean_ratio"] == pytest.approx(0.25 ** (1 / 3))
+    # one row from several files of other videos (a screen's sets pooled), names may differ
+    more = []
+    for name, scale, row in (("c", 1.0, "opt / hsja"), ("d", 0.5, "opt / hsja+step:2")):
+        path = tmp_path / f"{name}.jsonl"
+        path.write_text("".join(json.dumps({
+            "attack": row, "video": v, "distance": scale * v, "map": 1.0, "map_at": [4.0, 2.0, 1.0],
+            "l2_at": [9.0, 5.0, scale * v], "success": True, "clean_returned": False}) + "\n"
+            for v in (3, 4)))  # fmt: skip
+        more.append(path)
+    pooled = mod.report(
+        [f"{tmp_path / 'a.jsonl'},{more[0]}=a", f"{tmp_path / 'b.jsonl'},{more[1]}=b"]
+    )
+    assert [r["videos"] for r in pooled] == [5, 5] and pooled[1]["lower"] == 4
+    assert pooled[1]["geomean_ratio"] == pytest.approx((0.25 * 0.5 * 0.5) ** (1 / 5))
+    with pytest.raises(ValueError, match="also in another file"):
+        mod.report(
+            [f"{tmp_path / 'a.jsonl'},{tmp_path / 'a.jsonl'}=a", f"{tmp_path / 'b.jsonl'}=b"]
+        )
 
 
 def test_screened_options_are_the_benchmark_variants(bench_module) -> None:
