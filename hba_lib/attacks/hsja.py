@@ -89,7 +89,7 @@ DEFAULT_AT = 0.3
 
 
 @named_option(Support, "support", "'top:0.05'")
-def parse_support(spec: str) -> Support:
+def parse_support(spec: str | Support | None) -> Support | None:
     """A :class:`Support` from its name (``"top:K"``, ``"top:K:F"``, ``0 < K < 1``,
     ``0 <= F < 1``), or ``None`` for ``None`` / ``""`` / ``"none"``; a clear error otherwise."""
     _, values = split_spec(spec, "support", ("top",), (1, 2),
@@ -142,7 +142,7 @@ class NarrowBy(NamedTuple):
 
 
 @named_option(StepBoost, "step", "'step:2:0.5'")
-def parse_step(spec: str) -> StepBoost:
+def parse_step(spec: str | StepBoost | None) -> StepBoost | None:
     """A :class:`StepBoost` from ``"step:K"`` / ``"step:K:F"`` (``K > 0``, ``0 < F <= 1``), or
     ``None`` for ``None`` / ``""`` / ``"none"``; a clear error otherwise."""
     _, values = split_spec(spec, "step", ("step",), (1, 2), "'step:K' or 'step:K:F'")
@@ -153,7 +153,7 @@ def parse_step(spec: str) -> StepBoost:
 
 
 @named_option(Fade, "fade", "'fade:0.3:1'")
-def parse_fade(spec: str) -> Fade:
+def parse_fade(spec: str | Fade | None) -> Fade | None:
     """A :class:`Fade` from ``"fade:A:B"`` (``0 <= A < B <= 1``), or ``None``; a clear error
     otherwise."""
     _, values = split_spec(spec, "fade", ("fade",), (2,), "'fade:A:B'")
@@ -163,7 +163,7 @@ def parse_fade(spec: str) -> Fade:
 
 
 @named_option(NarrowBy, "narrow_by", "'nb:7'")
-def parse_narrow_by(spec: str) -> NarrowBy:
+def parse_narrow_by(spec: str | NarrowBy | None) -> NarrowBy | None:
     """A :class:`NarrowBy` from ``"nb:K"`` / ``"nb:K:T"`` (odd whole numbers), or ``None``; a
     clear error otherwise."""
     _, values = split_spec(spec, "narrow_by", ("nb",), (1, 2), "'nb:K' or 'nb:K:T'")

@@ -145,7 +145,7 @@ class ProbePrior:
 
 
 @named_option(ProbePrior, "prior", "'edge:2'")
-def parse_prior(spec: str) -> ProbePrior:
+def parse_prior(spec: str | ProbePrior | None) -> ProbePrior | None:
     """A :class:`ProbePrior` from its name (``"edge:P"``, ``"edge:P:F"``, ``"cedge:P[:F]"``,
     ``"lcedge:P[:F]"``), or ``None`` for ``None`` / ``""`` / ``"none"`` (a clear error
     otherwise)."""

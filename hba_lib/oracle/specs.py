@@ -31,7 +31,8 @@ def named_option(kind: type, what: str, example: str, off: tuple[str, ...] = (""
     """Decorate ``parse(name) -> kind`` into the reader every option shares: a ``kind`` passes
     through; ``None`` and the names in ``off`` give ``off_value`` (the option is off); any
     other string goes to ``parse``; anything else (a number, a list) is a ``TypeError`` that
-    names ``what`` and a right name, ``example`` (quoted as it should read)."""
+    names ``what`` and a right name, ``example`` (quoted as it should read). The decorated
+    function keeps its name, docstring and annotations (those of the reader it becomes)."""
 
     def wrap(parse: Callable[[str], Any]) -> Callable[[Any], Any]:
         @functools.wraps(parse)

@@ -158,7 +158,7 @@ FULL = Subspace("full")
 
 
 @named_option(Subspace, "subspace", "'resize:4' or 'dct:4'", off=("", "full"), off_value=FULL)
-def parse_subspace(spec: str) -> Subspace:
+def parse_subspace(spec: str | Subspace | None) -> Subspace:
     """A :class:`Subspace` from its name: ``None``/``""``/``"full"``, ``"resize:S"``,
     ``"resize:S:R"``, ``"dct:K"``, ``"dct:K:R"`` (a clear error otherwise)."""
     kind, factors = split_spec(
