@@ -438,7 +438,7 @@ pd.DataFrame(rows).set_index("row").round(3)
 # (`+step:2:0.5`), the prior fading to flat probes (`+fade:0.3:1`) and the narrowing ranked
 # by the perturbation's blurred energy (`+nb:7`). With `lcedge:3` they take C3D to 0.32 x
 # ART HopSkipJump's median MAP and 0.74 x its median L2 (the goal met there) and miss on LRCN
-# (0.43 x, 1.10 x): no one configuration meets the goal on both models yet.
+# (0.42 x, 1.10 x): no one configuration meets the goal on both models yet.
 #
 # ## Summary
 # - MAP averages over every value and rewards sparsity: for a perturbation spread over a share
