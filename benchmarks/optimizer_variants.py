@@ -229,9 +229,9 @@ def report(files: list[str]) -> list[dict]:
             if len(rows) != 1:
                 raise ValueError(f"{path}: expected the records of one row, found {sorted(rows)}")
             recs = next(iter(rows.values()))
-            if set(recs) & set(table):
-                raise ValueError(f"{path}: videos {sorted(set(recs) & set(table))} are also in "
-                                 f"another file of {label or paths!r}")  # fmt: skip
+            if twice := sorted(set(recs) & set(table)):
+                raise ValueError(f"{path}: videos {twice} are also in another file of "
+                                 f"{label or paths!r}")  # fmt: skip
             table.update(recs)
         tables.append((label or paths, table))
     videos = sorted(set.intersection(*(set(t) for _, t in tables)))
