@@ -44,6 +44,13 @@ puts it back), so that its records come from exactly the benchmark's code with o
   boundary point of the attack's moves so far (in the current mask) is undone: the attack goes
   back to that point. Unlike ``mono`` it keeps HopSkipJump's moves that land a little farther
   (``mono`` showed those pay on C3D) and stops only a run-away.
+- ``prof:Q``: the probe prior's weights times ``profile^Q``, renormalised to mean 1, plus the
+  prior's floor; ``profile`` the model's frames x positions profile learned black-box from
+  its own attacks on *training* videos (``benchmarks/learn_profile.py``; read from
+  ``benchmarks/results/profiles/MODEL_lcedge3.pt``, ``MODEL`` the benchmark's ``--model``).
+  Why it was tried: the white-box average of that kind (of the margin gradient) is the largest
+  coarse merit left on C3D beside the edges, x1.63 (``cpu_prior_structure_train.txt``), and C3D
+  needs more information a query, not a larger step (rounds 7 and 8).
 
 Run a variant with the benchmark's own arguments (it writes the benchmark's records, under
 the row's usual name, so give each variant its own ``--out``)::
@@ -71,6 +78,7 @@ import weakref
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from hba_lib.paths import load_script
 
@@ -79,10 +87,10 @@ def parse_variant(spec: str) -> tuple[str, list[float]]:
     """``(kind, values)`` of a variant's name; a clear ``ValueError`` otherwise."""
     kind, *values = spec.split(":")
     counts = {"fade": (2,), "step": (1, 2), "q": (2,), "pe": (2,), "sstep": (1, 2, 3, 4),
-              "nb": (1, 2), "mono": (0,), "back": (1,)}  # fmt: skip
+              "nb": (1, 2), "mono": (0,), "back": (1,), "prof": (1,)}  # fmt: skip
     if kind not in counts or len(values) not in counts[kind]:
         raise ValueError(f"variant {spec!r}: expected fade:A:B, step:K[:F], q:Q:MAXQ, "
-                         "pe:B:K, sstep:K1[:K2...], nb:K[:T], mono or back:R")  # fmt: skip
+                         "pe:B:K, sstep:K1[:K2...], nb:K[:T], mono, back:R or prof:Q")  # fmt: skip
     try:
         vals = [float(v) for v in values]
     except ValueError:
@@ -97,6 +105,8 @@ def parse_variant(spec: str) -> tuple[str, list[float]]:
         raise ValueError(f"variant {spec!r}: need B > 0 and an odd blur K")
     if kind == "nb" and not all(v >= 1 and v % 2 == 1 for v in vals):
         raise ValueError(f"variant {spec!r}: the blur sizes must be odd whole numbers")
+    if kind == "prof" and not vals[0] > 0:
+        raise ValueError(f"variant {spec!r}: need Q > 0")
     if kind == "back" and not vals[0] >= 1:
         raise ValueError(f"variant {spec!r}: need R >= 1")
     if kind == "q" and not (1 <= vals[0] <= vals[1] and all(v == int(v) for v in vals)):
@@ -104,10 +114,24 @@ def parse_variant(spec: str) -> tuple[str, list[float]]:
     return kind, vals
 
 
+PROFILES = Path(__file__).resolve().parent / "results" / "profiles"
+
+
+def load_profile(model: str) -> torch.Tensor:
+    """The learned profile ``[T, H, W]`` of a default model (``prof:Q``); a clear error if none."""
+    path = PROFILES / f"{model}_lcedge3.pt"
+    if not path.is_file():
+        raise FileNotFoundError(f"prof: no learned profile for {model!r} at {path}: make it with "
+                                f"benchmarks/learn_profile.py --model {model} --out {path}")  # fmt: skip
+    return torch.load(path, weights_only=True)["profile"]
+
+
 @contextlib.contextmanager
-def variant(spec: str):
-    """Patch the library for ``spec`` inside the ``with`` block; everything is put back after."""
+def variant(spec: str, model: str = "c3d"):
+    """Patch the library for ``spec`` inside the ``with`` block; everything is put back after.
+    ``model`` names the learned profile ``prof:Q`` reads (the benchmark's ``--model``)."""
     from hba_lib.attacks import base, heuristic, hsja
+    from hba_lib.oracle import priors
     from hba_lib.oracle.priors import energy_weights, parse_prior
 
     kind, vals = parse_variant(spec)
@@ -157,6 +181,21 @@ def variant(spec: str):
             return new
 
         patch(hsja.HopSkipJump, "move", move)
+    elif kind == "prof":
+        profile = load_profile(model) if isinstance(model, str) else model
+
+        def std(self, x):
+            w = priors._weights(self.kind, self.power, x)
+            if tuple(profile.shape) != tuple(w.shape):
+                raise ValueError(f"prof: the profile is {tuple(profile.shape)}, the video's "
+                                 f"frames x positions {tuple(w.shape)}")  # fmt: skip
+            w = w * profile.to(w.device, w.dtype) ** vals[0]
+            var = (w / w.mean() if float(w.mean()) > 0 else w) + self.floor
+            if float(var.max()) == 0.0:
+                var = torch.ones_like(var)
+            return var.sqrt().unsqueeze(0).expand_as(x).to(x.dtype)
+
+        patch(priors.ProbePrior, "std", std)
     elif kind == "nb":
         blur, frames = int(vals[0]), int(vals[1]) if len(vals) == 2 else 1
 
@@ -277,9 +316,15 @@ def main(argv: list[str] | None = None) -> int:
                   f"{r['geomean_ratio']:.3f} | {r['lower']} of {r['videos']} | "
                   f"{'yes' if r['all_fooled'] else 'NO'} |")  # fmt: skip
         return 0
+    model = "c3d"  # the benchmark's default
+    for i, arg in enumerate(argv):
+        if arg == "--model" and i + 1 < len(argv):
+            model = argv[i + 1]
+        elif arg.startswith("--model="):
+            model = arg.partition("=")[2]
     with contextlib.ExitStack() as stack:
         for spec in argv[0].split(","):  # several variants at once: "step:2:0.5,fade:0.3:1"
-            stack.enter_context(variant(spec))
+            stack.enter_context(variant(spec, model))
         return load_script("benchmarks/heuristic_attack.py").main(argv[1:])
 
 

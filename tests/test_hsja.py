@@ -514,6 +514,58 @@ def test_optimizer_variants_change_one_thing_and_put_it_back(bench_module, tmp_p
         )
 
 
+def test_learned_profile_weights_the_prior_and_is_put_back(
+    bench_module, monkeypatch, tmp_path
+) -> None:
+    """Round 9 of issue 22: ``learn_profile.profile_from`` is the separable frames x positions
+    energy of the perturbations (mean 1; a zero perturbation, no perturbation or an even blur
+    a clear error), and ``prof:Q`` multiplies the prior's weights by it: a flat profile is the
+    library's prior to the last bit, one on frame 0 sends the probes there; a profile of another
+    shape, a missing file and a non-positive power are clear errors; the patch is put back."""
+    from hba_lib.oracle.priors import ProbePrior
+
+    learn, mod = bench_module("learn_profile"), bench_module("optimizer_variants")
+    p = torch.zeros(SHAPE)
+    p[:, 1, 2, 3] = 2.0  # frame 1, one pixel
+    q = torch.zeros(SHAPE)
+    q[:, 3, 5, 6] = 1.0  # frame 3, another pixel
+    prof = learn.profile_from([p, q])
+    assert prof.shape == SHAPE[1:] and float(prof.mean()) == pytest.approx(1.0)
+    t, h, w = SHAPE[1:]
+    # each video's energy normalised: frames 1 and 3 half each, the two pixels half each
+    expected = torch.zeros(SHAPE[1:])
+    for f in (1, 3):
+        for y, x_ in ((2, 3), (5, 6)):
+            expected[f, y, x_] = 0.25 * t * h * w
+    assert torch.allclose(prof, expected)
+    blurred = learn.profile_from([p, q], blur=3)
+    assert float(blurred[1, 1, 2]) > 0 and float(prof[1, 1, 2]) == 0  # spread to neighbours
+    for bad, kwargs in (([p, torch.zeros(SHAPE)], {}), ([], {}), ([p], {"blur": 2})):
+        with pytest.raises(ValueError):
+            learn.profile_from(bad, **kwargs)
+    x = 0.2 + 0.6 * torch.rand(SHAPE, generator=torch.Generator().manual_seed(1))
+    prior, before = ProbePrior("lcedge", 3.0), ProbePrior.std
+    plain = prior.std(x)
+    with mod.variant("prof:1", torch.ones(SHAPE[1:])):
+        assert torch.equal(prior.std(x), plain)
+    frame0 = torch.full(SHAPE[1:], 0.01)
+    frame0[0] = 10.0
+    with mod.variant("prof:1", frame0):
+        s = prior.std(x)
+    share = lambda s: float(s[:, 0].pow(2).sum() / s.pow(2).sum())  # noqa: E731
+    assert share(s) > 0.9 > share(plain)
+    assert torch.allclose(s.pow(2).mean(), plain.pow(2).mean(), atol=1e-4)  # mean 1 + floor
+    with pytest.raises(ValueError, match="profile is"), mod.variant("prof:1", torch.ones(2, 8, 8)):
+        prior.std(x)
+    monkeypatch.setattr(mod, "PROFILES", tmp_path)
+    with pytest.raises(FileNotFoundError, match="learn_profile.py"), mod.variant("prof:1", "c3d"):
+        pass
+    assert ProbePrior.std is before
+    for bad in ("prof", "prof:0", "prof:-1", "prof:1:2"):
+        with pytest.raises(ValueError, match="variant"):
+            mod.parse_variant(bad)
+
+
 def test_screened_options_are_the_benchmark_variants(bench_module) -> None:
     """``step``, ``fade`` and ``narrow_by`` (issue 22's three changes, off by default) are the
     screens' patches of ``benchmarks/optimizer_variants.py`` to the last bit, each alone and
