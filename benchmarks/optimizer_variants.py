@@ -254,10 +254,11 @@ def variant(spec: str, model: str = "c3d"):
 def report(files: list[str]) -> list[dict]:
     """``FILE=LABEL`` records files (one row each), each against the first on the videos all
     of them have: median MAP at each checkpoint and at the end, median L2 likewise, the median
-    L2 over the first's, the geometric mean of the per-video L2 ratios, and on how many videos
-    the L2 is lower. ``FILE1,FILE2,...=LABEL`` reads one row from several files, each of one
-    row and of other videos (a screen's sets of 20 pooled; the row's name may differ between
-    them: a benchmark patch's records and the library option's of the same row)."""
+    L2 over the first's, the geometric mean of the per-video L2 ratios, on how many videos the
+    L2 is lower and on how many it is above 1.25 x the first's (the screens' run-aways).
+    ``FILE1,FILE2,...=LABEL`` reads one row from several files, each of one row and of other
+    videos (a screen's sets of 20 pooled; the row's name may differ between them: a benchmark
+    patch's records and the library option's of the same row)."""
     read = load_script("benchmarks/compare_records.py").read
     tables = []
     for item in files:
@@ -292,6 +293,7 @@ def report(files: list[str]) -> list[dict]:
             "l2_over_first": float(np.median(l2) / np.median(base)),
             "geomean_ratio": float(math.exp(np.log(ratio).mean())),
             "lower": int((ratio < 1).sum()),
+            "above_1_25": int((ratio > 1.25).sum()),
             "all_fooled": all(recs[v]["success"] and not recs[v]["clean_returned"]
                               for v in videos),
         })  # fmt: skip
@@ -308,12 +310,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{rows[0]['videos']} videos; each row against the first ({rows[0]['label']}); "
               "MAP 0-255, L2 in [0, 1] units, medians; at the last budget the returned video")  # fmt: skip
         print("\n| row | MAP at each budget | L2 at each budget | L2 / first's | per-video L2 "
-              "ratio, geometric mean | lower L2 on | FR 100 %, no clean video |")  # fmt: skip
-        print("|---|---|---|---:|---:|---:|---|")
+              "ratio, geometric mean | lower L2 on | above 1.25 x on | FR 100 %, no clean video |")  # fmt: skip
+        print("|---|---|---|---:|---:|---:|---:|---|")
         for r in rows:
             print(f"| {r['label']} | {' / '.join(f'{m:.2f}' for m in r['map_at'])} | "
                   f"{' / '.join(f'{v:.3f}' for v in r['l2_at'])} | {r['l2_over_first']:.3f} | "
                   f"{r['geomean_ratio']:.3f} | {r['lower']} of {r['videos']} | "
+                  f"{r['above_1_25']} | "
                   f"{'yes' if r['all_fooled'] else 'NO'} |")  # fmt: skip
         return 0
     model = "c3d"  # the benchmark's default

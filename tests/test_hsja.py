@@ -492,6 +492,7 @@ def test_optimizer_variants_change_one_thing_and_put_it_back(bench_module, tmp_p
         files.append(f"{path}={name}")
     rows = mod.report(files)
     assert [r["lower"] for r in rows] == [0, 2] and rows[1]["l2_over_first"] == pytest.approx(1 / 2)
+    assert [r["above_1_25"] for r in rows] == [0, 0]
     assert rows[1]["l2_at"] == [9.0, 5.0, 1.5]
     assert rows[1]["geomean_ratio"] == pytest.approx(0.25 ** (1 / 3))
     # one row from several files of other videos (a screen's sets pooled), names may differ
@@ -507,6 +508,14 @@ def test_optimizer_variants_change_one_thing_and_put_it_back(bench_module, tmp_p
         [f"{tmp_path / 'a.jsonl'},{more[0]}=a", f"{tmp_path / 'b.jsonl'},{more[1]}=b"]
     )
     assert [r["videos"] for r in pooled] == [5, 5] and pooled[1]["lower"] == 4
+    # a run-away counted: video 3 at 1.3 x the first's (a neighbour at exactly 1.25 x is not)
+    runaway = tmp_path / "e.jsonl"
+    runaway.write_text("".join(json.dumps({
+        "attack": "opt / hsja", "video": v, "distance": {0: 3.9, 1: 2.5, 2: 3.0}[v], "map": 1.0,
+        "map_at": [4.0, 2.0, 1.0], "l2_at": [9.0, 5.0, 3.0], "success": True,
+        "clean_returned": False}) + "\n" for v in range(3)))  # fmt: skip
+    counted = mod.report([f"{tmp_path / 'a.jsonl'}=a", f"{runaway}=e"])
+    assert counted[1]["above_1_25"] == 1
     assert pooled[1]["geomean_ratio"] == pytest.approx((0.25 * 0.5 * 0.5) ** (1 / 5))
     with pytest.raises(ValueError, match="also in another file"):
         mod.report(
