@@ -50,7 +50,8 @@ puts it back), so that its records come from exactly the benchmark's code with o
   ``benchmarks/results/profiles/MODEL_lcedge3.pt``, ``MODEL`` the benchmark's ``--model``).
   Why it was tried: the white-box average of that kind (of the margin gradient) is the largest
   coarse merit left on C3D beside the edges, x1.63 (``cpu_prior_structure_train.txt``), and C3D
-  needs more information a query, not a larger step (rounds 7 and 8).
+  needs more information a query, not a larger step (rounds 7 and 8). ``prof:Q:F``: the
+  profile only until a share ``F`` of the budget is spent, then the prior alone (``hsja``).
 
 Run a variant with the benchmark's own arguments (it writes the benchmark's records, under
 the row's usual name, so give each variant its own ``--out``)::
@@ -87,10 +88,10 @@ def parse_variant(spec: str) -> tuple[str, list[float]]:
     """``(kind, values)`` of a variant's name; a clear ``ValueError`` otherwise."""
     kind, *values = spec.split(":")
     counts = {"fade": (2,), "step": (1, 2), "q": (2,), "pe": (2,), "sstep": (1, 2, 3, 4),
-              "nb": (1, 2), "mono": (0,), "back": (1,), "prof": (1,)}  # fmt: skip
+              "nb": (1, 2), "mono": (0,), "back": (1,), "prof": (1, 2)}  # fmt: skip
     if kind not in counts or len(values) not in counts[kind]:
         raise ValueError(f"variant {spec!r}: expected fade:A:B, step:K[:F], q:Q:MAXQ, "
-                         "pe:B:K, sstep:K1[:K2...], nb:K[:T], mono, back:R or prof:Q")  # fmt: skip
+                         "pe:B:K, sstep:K1[:K2...], nb:K[:T], mono, back:R or prof:Q[:F]")  # fmt: skip
     try:
         vals = [float(v) for v in values]
     except ValueError:
@@ -105,8 +106,8 @@ def parse_variant(spec: str) -> tuple[str, list[float]]:
         raise ValueError(f"variant {spec!r}: need B > 0 and an odd blur K")
     if kind == "nb" and not all(v >= 1 and v % 2 == 1 for v in vals):
         raise ValueError(f"variant {spec!r}: the blur sizes must be odd whole numbers")
-    if kind == "prof" and not vals[0] > 0:
-        raise ValueError(f"variant {spec!r}: need Q > 0")
+    if kind == "prof" and not (vals[0] > 0 and (len(vals) == 1 or 0 < vals[1] <= 1)):
+        raise ValueError(f"variant {spec!r}: need Q > 0 and 0 < F <= 1")
     if kind == "back" and not vals[0] >= 1:
         raise ValueError(f"variant {spec!r}: need R >= 1")
     if kind == "q" and not (1 <= vals[0] <= vals[1] and all(v == int(v) for v in vals)):
@@ -196,6 +197,19 @@ def variant(spec: str, model: str = "c3d"):
             return var.sqrt().unsqueeze(0).expand_as(x).to(x.dtype)
 
         patch(priors.ProbePrior, "std", std)
+        if len(vals) == 2:  # the profile only until a share F of the budget is spent
+            plain_std, original_probes = saved[-1][2], hsja.HopSkipJump.probes
+            switched = weakref.WeakSet()
+
+            def probes(self, st, n, generator):
+                budget = self.config.query_budget
+                if (st not in switched and budget is not None and st.probe_std is not None
+                        and st.queries >= vals[1] * budget):  # fmt: skip
+                    st.probe_std = plain_std(parse_prior(self.config.prior), st.x)
+                    switched.add(st)
+                return original_probes(self, st, n, generator)
+
+            patch(hsja.HopSkipJump, "probes", probes)
     elif kind == "nb":
         blur, frames = int(vals[0]), int(vals[1]) if len(vals) == 2 else 1
 

@@ -530,7 +530,9 @@ def test_learned_profile_weights_the_prior_and_is_put_back(
     energy of the perturbations (mean 1; a zero perturbation, no perturbation or an even blur
     a clear error), and ``prof:Q`` multiplies the prior's weights by it: a flat profile is the
     library's prior to the last bit, one on frame 0 sends the probes there; a profile of another
-    shape, a missing file and a non-positive power are clear errors; the patch is put back."""
+    shape, a missing file and a non-positive power are clear errors; ``prof:Q:F`` drops the
+    profile once a share ``F`` of the budget is spent (not a query before); the patches are put
+    back."""
     from hba_lib.oracle.priors import ProbePrior
 
     learn, mod = bench_module("learn_profile"), bench_module("optimizer_variants")
@@ -569,8 +571,27 @@ def test_learned_profile_weights_the_prior_and_is_put_back(
     monkeypatch.setattr(mod, "PROFILES", tmp_path)
     with pytest.raises(FileNotFoundError, match="learn_profile.py"), mod.variant("prof:1", "c3d"):
         pass
-    assert ProbePrior.std is before
-    for bad in ("prof", "prof:0", "prof:-1", "prof:1:2"):
+    # prof:Q:F: the profile until a share F of the budget is spent, then the prior alone
+    from hba_lib.attacks.base import AttackState
+
+    probes_before = HopSkipJump.probes
+    attack = HopSkipJump(prior="edge:2", query_budget=600)
+    st0 = AttackState(x, None)
+    plain_probes = attack.probes(st0, 5, torch.Generator().manual_seed(3))
+    with mod.variant("prof:1", frame0):
+        st1 = AttackState(x, None)
+        profiled = attack.probes(st1, 5, torch.Generator().manual_seed(3))
+    with mod.variant("prof:1:0.5", frame0):
+        st = AttackState(x, None)
+        early = attack.probes(st, 5, torch.Generator().manual_seed(3))
+        st.queries = 299
+        still = attack.probes(st, 5, torch.Generator().manual_seed(3))
+        st.queries = 300
+        late = attack.probes(st, 5, torch.Generator().manual_seed(3))
+    assert torch.equal(early, profiled) and torch.equal(still, profiled)
+    assert torch.equal(late, plain_probes) and not torch.equal(profiled, plain_probes)
+    assert ProbePrior.std is before and HopSkipJump.probes is probes_before
+    for bad in ("prof", "prof:0", "prof:-1", "prof:1:2", "prof:1:0", "prof:1:0.5:1"):
         with pytest.raises(ValueError, match="variant"):
             mod.parse_variant(bad)
 
