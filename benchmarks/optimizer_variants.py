@@ -128,9 +128,10 @@ def load_profile(model: str) -> torch.Tensor:
 
 
 @contextlib.contextmanager
-def variant(spec: str, model: str = "c3d"):
+def variant(spec: str, model: str | torch.Tensor = "c3d"):
     """Patch the library for ``spec`` inside the ``with`` block; everything is put back after.
-    ``model`` names the learned profile ``prof:Q`` reads (the benchmark's ``--model``)."""
+    ``model``: the benchmark's ``--model``, whose learned profile ``prof:Q`` reads (or that
+    profile itself, a ``[T, H, W]`` tensor)."""
     from hba_lib.attacks import base, heuristic, hsja
     from hba_lib.oracle import priors
     from hba_lib.oracle.priors import energy_weights, parse_prior
