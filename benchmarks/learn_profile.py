@@ -107,15 +107,17 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\nWhite-box check on {args.check} other training videos {chosen.indices[check]}: "
           "M of lcedge:3 x profile^Q over lcedge:3's, and cos(S^2 g, g); medians (min-max)\n")  # fmt: skip
     print("| blur | Q | M / lcedge:3's | cos(S^2 g, g) (lcedge:3's) |\n|---:|---:|---|---|")
+    base = []  # each check video's gradient, lcedge:3's weights, merit and cosine: once each
+    for x, y in zip(chosen.xs[check], chosen.labels[check]):
+        g = gradient_energy.margin_gradient(model, x, int(y)).double()
+        w0 = prior.std(x).double()[0] ** 2 - prior.floor
+        w0 = w0 / w0.mean()
+        base.append((g, w0, *gradient_energy.prior_merit(g, (w0 + prior.floor).expand_as(g))))
     best, best_m = None, -1.0
     for b in blurs:
         for q in (0.5, 1.0):
             ms, coss, cos0s = [], [], []
-            for x, y in zip(chosen.xs[check], chosen.labels[check]):
-                g = gradient_energy.margin_gradient(model, x, int(y)).double()
-                w0 = prior.std(x).double()[0] ** 2 - prior.floor
-                w0 = w0 / w0.mean()
-                m0, cos0 = gradient_energy.prior_merit(g, (w0 + prior.floor).expand_as(g))
+            for g, w0, m0, cos0 in base:
                 w = w0 * profiles[b].double() ** q
                 m, cos = gradient_energy.prior_merit(g, (w / w.mean() + prior.floor).expand_as(g))
                 ms.append(m / m0), coss.append(cos), cos0s.append(cos0)
